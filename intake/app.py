@@ -1,0 +1,54 @@
+"""The application factory: wires config, store, languages and security policy."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g
+
+from intake import i18n, security, store
+from intake.config import Config
+
+
+def create_app(config: Config) -> Flask:
+    """Build the app for one instance. Checks the database before serving anything."""
+    app = Flask(__name__)
+    app.config.update(
+        INTAKE=config,
+        SECRET_KEY=config.session_key,
+        # The largest legitimate body is the JSON around an envelope; refuse more before
+        # reading it, so a flood of big bodies cannot exhaust memory.
+        MAX_CONTENT_LENGTH=config.limits.max_request_bytes,
+        MAX_FORM_MEMORY_SIZE=config.limits.max_request_bytes,
+    )
+    security.init_app(app, secure_cookies=config.secure_cookies)
+    i18n.init_app(app)
+    _check_store(config)
+
+    from intake.report import bp as report_bp
+
+    app.register_blueprint(report_bp)
+    app.teardown_appcontext(_close_db)
+    return app
+
+
+def get_db() -> store.Connection:
+    """The request's connection, opened on first use and closed at teardown."""
+    if "db" not in g:
+        cfg: Config = current_app.config["INTAKE"]
+        g.db = store.connect(cfg.db_path, cfg.db_key)
+    conn: store.Connection = g.db
+    return conn
+
+
+def _close_db(_exc: BaseException | None) -> None:
+    conn = g.pop("db", None)
+    if conn is not None:
+        conn.close()
+
+
+def _check_store(config: Config) -> None:
+    conn = store.connect(config.db_path, config.db_key)
+    try:
+        store.migrate(conn)
+        store.check_hash_params(conn, config.receipt_hash)
+    finally:
+        conn.close()

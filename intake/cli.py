@@ -1,0 +1,199 @@
+"""The `intake` command: thin click commands over library functions.
+
+Key generation and decryption work without the web app running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from intake import crypto, store
+from intake import instance as instance_mod
+from intake.config import Config, ConfigError, load
+
+DEFAULT_KEY_OUT = "organisation.key"
+
+
+class Ctx:
+    def __init__(self, instance_dir: Path) -> None:
+        self.instance_dir = instance_dir
+
+    def config(self) -> Config:
+        try:
+            return load(self.instance_dir)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--instance", "instance_dir", envvar="INTAKE_INSTANCE", default="instance",
+    show_default=True, type=click.Path(file_okay=False, path_type=Path),
+    help="Instance folder (or INTAKE_INSTANCE).",
+)
+@click.pass_context
+def main(ctx: click.Context, instance_dir: Path) -> None:
+    """Encrypted intake for reports of sexual exploitation and abuse."""
+    ctx.obj = Ctx(instance_dir)
+
+
+def _read_passphrase(passphrase_file: Path | None, *, confirm: bool) -> str:
+    if passphrase_file is not None:
+        try:
+            text = passphrase_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"Cannot read the passphrase file: {exc.strerror}.") from None
+        return text.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise click.UsageError("No terminal to ask for the passphrase: use --passphrase-file.")
+    value: str = click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+@main.command()
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the key file's passphrase (else you are asked).")
+@click.option("--key-out", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_KEY_OUT, show_default=True,
+              help="Where to write the private key file (never inside the instance folder).")
+@click.option("--organisation", default="Example Organisation", show_default=True,
+              help="Organisation name shown on every page.")
+@click.pass_obj
+def init(obj: Ctx, passphrase_file: Path | None, key_out: Path, organisation: str) -> None:
+    """Create a new instance and the organisation's key pair."""
+    passphrase = _read_passphrase(passphrase_file, confirm=True)
+    try:
+        created = instance_mod.create(
+            obj.instance_dir, key_out=key_out, passphrase=passphrase, organisation=organisation
+        )
+    except (instance_mod.InstanceExists, ValueError, crypto.WeakPassphrase) as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_created(created)
+
+
+def _print_created(created: instance_mod.Created) -> None:
+    click.echo(f"Instance created in {created.config.instance_dir}")
+    click.echo(f"Organisation key id (SHA-256): {crypto.fingerprint(created.key_id)}")
+    click.echo(f"Private key file: {created.key_file}")
+    click.secho(
+        "Move the private key file off this server now, to the case officers' own devices "
+        "and an offline backup. The server never needs it; whoever holds it and its "
+        "passphrase can read every report.",
+        fg="yellow", err=True,
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+              help="Port to listen on.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Worker threads.")
+@click.pass_obj
+def serve(obj: Ctx, host: str, port: int, threads: int) -> None:
+    """Serve the app with waitress, a production WSGI server."""
+    _serve(obj.config(), host, port, threads)
+
+
+def _serve(config: Config, host: str, port: int, threads: int) -> None:
+    import waitress
+
+    from intake.app import create_app
+
+    # Our own lines only, and never a client address: waitress writes no access log, and
+    # nothing in intake logs a request's address, agent or body.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = create_app(config)
+    except store.StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    limit = config.limits.max_request_bytes
+    waitress.serve(
+        app, host=host, port=port, threads=threads, ident="intake",
+        # Refuse bodies over the limit before buffering them, and keep every accepted body
+        # in memory: waitress spills larger ones to a temporary file, and a no-JavaScript
+        # report body is plaintext that must never touch the disk.
+        max_request_body_size=limit, inbuf_overflow=limit + 1,
+        clear_untrusted_proxy_headers=True,
+    )
+
+
+@main.command()
+@click.option("--key", "key_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The organisation's private key file.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the key file's passphrase (else you are asked).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write one JSON file per report here (else print to standard output).")
+@click.argument("report_ids", nargs=-1)
+@click.pass_obj
+def decrypt(obj: Ctx, key_file: Path, passphrase_file: Path | None, out_dir: Path | None,
+            report_ids: tuple[str, ...]) -> None:
+    """Decrypt all reports, or the ones named, to readable JSON."""
+    config = obj.config()
+    try:
+        key = crypto.read_key_file(key_file.read_bytes(), _read_passphrase(passphrase_file, confirm=False))
+    except crypto.KeyFileError as exc:
+        raise click.ClickException(f"Cannot open the key file: {exc}.") from None
+    try:
+        conn = store.connect(config.db_path, config.db_key)
+    except store.StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    failures = 0
+    with conn:
+        found = list(store.envelopes(conn, report_ids))
+    conn.close()
+    missing = set(report_ids) - {item.report_id for item in found}
+    if missing:
+        raise click.ClickException(f"No report with id {', '.join(sorted(missing))}.")
+    documents = []
+    for item in found:
+        try:
+            opened = crypto.unseal(item.envelope, key)
+        except crypto.EnvelopeOpenError:
+            click.echo(f"Report {item.report_id} cannot be opened with this key.", err=True)
+            failures += 1
+            continue
+        documents.append({
+            "report_id": item.report_id, "received_at": item.received_at.isoformat(),
+            "channel": item.channel, "sealed_by": item.sealed_by, "report": opened.payload,
+        })
+    if out_dir is None:
+        click.echo(json.dumps(documents, ensure_ascii=False, indent=2))
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for doc in documents:
+            path = out_dir / f"{doc['report_id']}.json"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(doc, handle, ensure_ascii=False, indent=2)
+        click.echo(f"{len(documents)} report(s) written to {out_dir}", err=True)
+    if failures:
+        raise click.ClickException(f"{failures} report(s) could not be opened with this key.")
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+              help="Port to listen on (127.0.0.1 only).")
+def demo(port: int) -> None:
+    """Make a throwaway instance and serve it on 127.0.0.1, for trying the intake."""
+    base = Path(tempfile.mkdtemp(prefix="intake-demo-"))
+    passphrase = "-".join(secrets.token_hex(3) for _ in range(4))
+    created = instance_mod.create(
+        base / "instance", key_out=base / "organisation.key", passphrase=passphrase,
+        organisation="Demo Organisation", secure_cookies=False,
+    )
+    _print_created(created)
+    click.echo(f"Demo key file passphrase: {passphrase}")
+    click.echo(f"Open http://127.0.0.1:{port}/ on this machine. To read the reports:")
+    click.echo(f"  intake --instance {created.config.instance_dir} decrypt --key {created.key_file}")
+    _serve(created.config, "127.0.0.1", port, 4)

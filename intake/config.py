@@ -1,0 +1,164 @@
+"""Typed, frozen configuration of one instance, read from its folder and the environment.
+
+Nothing reads configuration at import time. `load` is called once by the CLI or a test and
+the resulting `Config` is passed to `create_app` and to the domain functions.
+
+An instance folder holds:
+
+    config.toml     settings an administrator edits (organisation, languages, keys, ...)
+    db.key          64 hex digits: the raw SQLCipher key (or INTAKE_DB_KEY)
+    pepper.key      64 hex digits: the receipt-code pepper
+    session.key     64 hex digits: Flask's signing key for the CSRF session cookie
+    intake.db       the SQLCipher database (with -wal and -shm beside it)
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from intake.crypto import InvalidPublicKey, PublicKey
+from intake.receipts import HashParams
+
+CONFIG_FILE = "config.toml"
+DB_KEY_FILE = "db.key"
+PEPPER_FILE = "pepper.key"
+SESSION_KEY_FILE = "session.key"
+DB_FILE = "intake.db"
+SECRET_FILES = (DB_KEY_FILE, PEPPER_FILE, SESSION_KEY_FILE)
+
+# Languages with complete catalogues; config may enable a subset.
+AVAILABLE_LANGUAGES = ("en", "fr", "ar")
+RTL_LANGUAGES = frozenset({"ar"})
+
+
+class ConfigError(Exception):
+    """The instance cannot start; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Referral:
+    area: str
+    name: str
+    contact: str
+    services: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceLevels:
+    acknowledge_hours: int = 72
+    first_update_days: int = 14
+
+
+@dataclass(frozen=True)
+class Limits:
+    # A 2,000-word report is about 12 KiB of JSON; 256 KiB leaves room for long ones while
+    # bounding what one request can make the server hold in memory.
+    max_envelope_bytes: int = 256 * 1024
+    max_text_chars: int = 20_000
+
+    @property
+    def max_request_bytes(self) -> int:
+        # base64url grows the envelope by 4/3; the rest is the JSON around it.
+        return self.max_envelope_bytes * 4 // 3 + 4096
+
+
+@dataclass(frozen=True)
+class Config:
+    instance_dir: Path
+    organisation: str
+    languages: tuple[str, ...]
+    contact: str
+    recipients: tuple[PublicKey, ...]
+    referrals: tuple[Referral, ...] = ()
+    service_levels: ServiceLevels = ServiceLevels()
+    limits: Limits = Limits()
+    receipt_hash: HashParams = HashParams()
+    # Off only for a demo or test served over plain http on 127.0.0.1.
+    secure_cookies: bool = True
+    db_key: bytes = field(default=b"", repr=False)
+    pepper: bytes = field(default=b"", repr=False)
+    session_key: bytes = field(default=b"", repr=False)
+
+    @property
+    def db_path(self) -> Path:
+        return self.instance_dir / DB_FILE
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+
+def env_value(environ: Mapping[str, str], name: str) -> str | None:
+    """The one place that reads environment variables: empty counts as unset."""
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def load(instance_dir: Path, environ: Mapping[str, str] | None = None) -> Config:
+    environ = os.environ if environ is None else environ
+    instance_dir = instance_dir.resolve()
+    path = instance_dir / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"No instance at {instance_dir}: run `intake init` first, or set INTAKE_INSTANCE."
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    try:
+        return _build(instance_dir, raw, environ)
+    except (KeyError, TypeError, ValueError, InvalidPublicKey) as exc:
+        raise ConfigError(f"{path} has a wrong or missing setting: {exc}") from exc
+
+
+def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) -> Config:
+    languages = tuple(raw["languages"])
+    unknown = [lang for lang in languages if lang not in AVAILABLE_LANGUAGES]
+    if not languages or unknown:
+        raise ValueError(f"languages must be some of {', '.join(AVAILABLE_LANGUAGES)}")
+    recipients = tuple(PublicKey.from_text(k["public_key"]) for k in raw["keys"])
+    if not 1 <= len(recipients) <= 8:
+        raise ValueError("[[keys]] must list 1 to 8 organisation public keys")
+    db_key_hex = env_value(environ, "INTAKE_DB_KEY") or _read_secret(instance_dir, DB_KEY_FILE)
+    return Config(
+        instance_dir=instance_dir,
+        organisation=str(raw["organisation"]),
+        languages=languages,
+        contact=str(raw.get("contact", "")),
+        recipients=recipients,
+        referrals=tuple(Referral(**r) for r in raw.get("referrals", [])),
+        service_levels=ServiceLevels(**raw.get("service_levels", {})),
+        limits=Limits(**raw.get("limits", {})),
+        receipt_hash=HashParams(**raw.get("receipt_hash", {})),
+        secure_cookies=bool(raw.get("secure_cookies", True)),
+        db_key=_key_bytes(db_key_hex, "the database key (db.key or INTAKE_DB_KEY)"),
+        pepper=_key_bytes(_read_secret(instance_dir, PEPPER_FILE), PEPPER_FILE),
+        session_key=_key_bytes(_read_secret(instance_dir, SESSION_KEY_FILE), SESSION_KEY_FILE),
+    )
+
+
+def _read_secret(instance_dir: Path, name: str) -> str:
+    path = instance_dir / name
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} is missing: restore it from your backup (without it the instance "
+            "cannot read its data), or create a new instance with `intake init`."
+        ) from None
+
+
+def _key_bytes(text: str, what: str) -> bytes:
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigError(f"{what} must be 64 hexadecimal digits (a random 256-bit key).")
+    return key

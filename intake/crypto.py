@@ -1,0 +1,288 @@
+"""Every use of cryptographic primitives in the intake, behind a few functions.
+
+`seal` and `unseal` implement the envelope of docs/formats.md section 2 with HPKE
+(RFC 9180, pyca/cryptography) and AES-256-GCM; `write_key_file` and `read_key_file` the
+passphrase-protected private key file of section 5. Failures raise the named exceptions
+below; nothing here returns False for "did not work".
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hpke, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from intake import envelope as fmt
+
+Rng = Callable[[int], bytes]
+
+_SUITE = hpke.Suite(hpke.KEM.P256, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+CONTENT_KEY_LEN = 32
+
+KEY_FILE_FORMAT = "intake-private-key"
+KEY_FILE_VERSION = 1
+KEY_FILE_AAD_LABEL = b"intake-private-key/v1\x00"
+# OWASP's 2023 figure for PBKDF2-HMAC-SHA256. PBKDF2 rather than argon2 because the key
+# file must also open in a browser, and WebCrypto has PBKDF2 only (see SECURITY.md).
+PBKDF2_ITERATIONS = 600_000
+PBKDF2_MAX_ITERATIONS = 10_000_000
+MIN_PASSPHRASE_CHARS = 12
+
+
+class CryptoError(Exception):
+    """Base class of the failures this module reports."""
+
+
+class InvalidPublicKey(CryptoError):
+    """Bytes that are not a P-256 public key in uncompressed SEC1 form."""
+
+
+class EnvelopeOpenError(CryptoError):
+    """The envelope could not be opened: wrong key, damaged or tampered with."""
+
+
+class KeyFileError(CryptoError):
+    """The key file is damaged, of an unknown format, or the passphrase is wrong."""
+
+
+class WeakPassphrase(CryptoError):
+    """The passphrase is too short to protect a private key."""
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """An organisation public key as its 65-byte uncompressed SEC1 point."""
+
+    raw: bytes
+
+    @classmethod
+    def from_raw(cls, raw: bytes) -> PublicKey:
+        _load_point(raw)
+        return cls(bytes(raw))
+
+    @classmethod
+    def from_text(cls, text: str) -> PublicKey:
+        try:
+            raw = b64decode(text)
+        except ValueError as exc:
+            raise InvalidPublicKey("public key is not base64url") from exc
+        return cls.from_raw(raw)
+
+    @property
+    def key_id(self) -> bytes:
+        return hashlib.sha256(self.raw).digest()
+
+    @property
+    def text(self) -> str:
+        return b64encode(self.raw)
+
+
+class PrivateKey:
+    """An organisation private key. Held in memory only by the CLI and tests."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
+        if not isinstance(key.curve, ec.SECP256R1):
+            raise InvalidPublicKey("organisation keys are P-256")
+        self._key = key
+        self.public_key = PublicKey(
+            key.public_key().public_bytes(
+                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Unsealed:
+    report_id: str
+    flags: int
+    schema: int
+    payload: dict[str, Any]
+
+
+def generate_private_key() -> PrivateKey:
+    return PrivateKey(ec.generate_private_key(ec.SECP256R1()))
+
+
+def is_valid_point(raw: bytes) -> bool:
+    """True when `raw` is a point on P-256; used to check `enc` fields of hostile envelopes."""
+    try:
+        _load_point(raw)
+    except InvalidPublicKey:
+        return False
+    return True
+
+
+def seal(
+    payload: Mapping[str, object],
+    recipients: Sequence[PublicKey],
+    *,
+    flags: int = 0,
+    report_id: bytes | None = None,
+    rng: Rng = os.urandom,
+) -> bytes:
+    """Seal a payload (schema 1) to every recipient; returns the envelope bytes.
+
+    `report_id` is random unless given (the server's no-JavaScript form fixes it in advance
+    so that a resubmitted form is recognised).
+    """
+    if not recipients:
+        raise ValueError("an envelope needs at least one recipient")
+    content_key = rng(CONTENT_KEY_LEN)
+    prefix = fmt.build_prefix(
+        flags=flags, schema=fmt.SCHEMA_V1,
+        report_id=rng(fmt.REPORT_ID_LEN) if report_id is None else report_id,
+        recipient_count=len(recipients),
+    )
+    header = bytearray(prefix)
+    for recipient in recipients:
+        sealed = _SUITE.encrypt(
+            content_key,
+            _load_point(recipient.raw),
+            info=fmt.content_key_info(prefix, recipient.key_id),
+        )
+        header += recipient.key_id + sealed
+    plaintext = fmt.pad(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+    nonce = rng(fmt.NONCE_LEN)
+    return bytes(header) + nonce + AESGCM(content_key).encrypt(nonce, plaintext, bytes(header))
+
+
+def unseal(data: bytes, key: PrivateKey, *, max_size: int = 1 << 30) -> Unsealed:
+    """Open an envelope with one recipient's private key."""
+    try:
+        env = fmt.parse(data, max_size=max_size)
+    except (fmt.EnvelopeMalformed, fmt.EnvelopeUnsupported) as exc:
+        raise EnvelopeOpenError(str(exc)) from exc
+    own_id = key.public_key.key_id
+    entry = next((e for e in env.recipients if e.key_id == own_id), None)
+    if entry is None:
+        raise EnvelopeOpenError("this envelope is not sealed to this key")
+    try:
+        content_key = _SUITE.decrypt(
+            entry.enc + entry.sealed_key, key._key, info=fmt.content_key_info(env.prefix, own_id)
+        )
+        plaintext = AESGCM(content_key).decrypt(env.nonce, env.ciphertext, env.header)
+        payload = json.loads(plaintext.decode("utf-8"))
+    except (InvalidTag, ValueError) as exc:
+        # pyca raises InvalidTag for a failed AEAD and ValueError for a bad point; both
+        # mean the same thing to the caller, and the detail must not become an oracle.
+        raise EnvelopeOpenError("the envelope could not be opened") from exc
+    if not isinstance(payload, dict):
+        raise EnvelopeOpenError("the payload is not a JSON object")
+    return Unsealed(env.report_id_hex, env.flags, env.schema, payload)
+
+
+def write_key_file(
+    key: PrivateKey,
+    passphrase: str,
+    *,
+    iterations: int = PBKDF2_ITERATIONS,
+    rng: Rng = os.urandom,
+) -> bytes:
+    """Serialise a private key as a passphrase-protected key file (formats.md section 5)."""
+    if len(passphrase) < MIN_PASSPHRASE_CHARS:
+        raise WeakPassphrase(f"the passphrase must have at least {MIN_PASSPHRASE_CHARS} characters")
+    salt, nonce = rng(16), rng(12)
+    wrapping = _wrapping_key(passphrase, salt, iterations)
+    der = key._key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key
+    document = {
+        "format": KEY_FILE_FORMAT,
+        "version": KEY_FILE_VERSION,
+        "kem": "DHKEM(P-256, HKDF-SHA256)",
+        "key_id": public.key_id.hex(),
+        "public_key": public.text,
+        "kdf": {"name": "PBKDF2-HMAC-SHA256", "iterations": iterations, "salt": b64encode(salt)},
+        "nonce": b64encode(nonce),
+        "ciphertext": b64encode(
+            AESGCM(wrapping).encrypt(nonce, der, KEY_FILE_AAD_LABEL + public.raw)
+        ),
+    }
+    return (json.dumps(document, indent=2) + "\n").encode("utf-8")
+
+
+def read_key_file(data: bytes, passphrase: str) -> PrivateKey:
+    """Open a key file; raises KeyFileError for any damage or a wrong passphrase."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+        kdf = doc["kdf"]
+        if (doc["format"], doc["version"], kdf["name"]) != (
+            KEY_FILE_FORMAT, KEY_FILE_VERSION, "PBKDF2-HMAC-SHA256"
+        ):
+            raise KeyFileError("this is not an intake key file of a version we know")
+        iterations = kdf["iterations"]
+        if not isinstance(iterations, int) or not (
+            PBKDF2_ITERATIONS <= iterations <= PBKDF2_MAX_ITERATIONS
+        ):
+            raise KeyFileError("the key file's PBKDF2 iteration count is out of range")
+        public = PublicKey.from_text(doc["public_key"])
+        if public.key_id.hex() != doc["key_id"]:
+            raise KeyFileError("the key file's key id does not match its public key")
+        wrapping = _wrapping_key(passphrase, b64decode(kdf["salt"]), iterations)
+        der = AESGCM(wrapping).decrypt(
+            b64decode(doc["nonce"]), b64decode(doc["ciphertext"]),
+            KEY_FILE_AAD_LABEL + public.raw,
+        )
+    except InvalidTag as exc:
+        raise KeyFileError("wrong passphrase, or the key file is damaged") from exc
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, CryptoError) as exc:
+        if isinstance(exc, KeyFileError):
+            raise
+        raise KeyFileError("the key file is damaged or not a key file") from exc
+    loaded = serialization.load_der_private_key(der, password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise KeyFileError("the key file does not hold an elliptic-curve key")
+    key = PrivateKey(loaded)
+    if key.public_key != public:
+        raise KeyFileError("the key file's private key does not match its public key")
+    return key
+
+
+def fingerprint(key_id: bytes) -> str:
+    """Key id as people compare it out of band: hex in groups of four."""
+    text = key_id.hex()
+    return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64decode(text: str) -> bytes:
+    """Strict base64url without padding; raises ValueError on anything else."""
+    if not isinstance(text, str) or len(text) % 4 == 1:
+        raise ValueError("not base64url")
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError("not base64url") from exc
+    if b64encode(raw) != text:
+        # Reject non-canonical encodings, so one envelope has exactly one text form.
+        raise ValueError("not canonical base64url")
+    return raw
+
+
+def _wrapping_key(passphrase: str, salt: bytes, iterations: int) -> bytes:
+    secret = unicodedata.normalize("NFC", passphrase).encode("utf-8")
+    return hashlib.pbkdf2_hmac("sha256", secret, salt, iterations, dklen=32)
+
+
+def _load_point(raw: bytes) -> ec.EllipticCurvePublicKey:
+    if len(raw) != fmt.ENC_LEN or raw[0] != 0x04:
+        raise InvalidPublicKey("a public key is a 65-byte uncompressed P-256 point")
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError as exc:
+        raise InvalidPublicKey("the point is not on P-256") from exc

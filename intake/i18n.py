@@ -1,0 +1,71 @@
+"""Languages: which one a request is in, and the strings the browser code needs.
+
+The language is the first part of every page's path (`/fr/...`): a page's address says its
+language, so links, bookmarks and cached copies keep it without a cookie that would leave a
+trace on a shared phone. `/` picks from Accept-Language.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from babel import Locale
+from flask import Flask, current_app, g, request
+from flask_babel import Babel, lazy_gettext as _l
+
+from intake.config import RTL_LANGUAGES
+
+TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
+
+
+def init_app(app: Flask) -> None:
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS_DIR)
+    app.config["BABEL_DEFAULT_TIMEZONE"] = "UTC"
+    Babel(app, locale_selector=current_language)
+    app.jinja_env.globals.update(text_direction=text_direction, language_name=language_name)
+
+
+def languages() -> tuple[str, ...]:
+    langs: tuple[str, ...] = current_app.config["INTAKE"].languages
+    return langs
+
+
+def best_language() -> str:
+    langs = languages()
+    return request.accept_languages.best_match(langs) or langs[0]
+
+
+def current_language() -> str:
+    lang = g.get("lang")
+    return lang if isinstance(lang, str) else best_language()
+
+
+def text_direction(lang: str) -> str:
+    return "rtl" if lang in RTL_LANGUAGES else "ltr"
+
+
+def language_name(lang: str) -> str:
+    """A language in its own name, as the picker shows it."""
+    return Locale.parse(lang).get_display_name(lang) or lang
+
+
+def js_strings() -> dict[str, str]:
+    """Every string the browser code shows, translated on the server into the page."""
+    return {key: str(value) for key, value in _JS_STRINGS.items()}
+
+
+_JS_STRINGS = {
+    "sealing": _l("Locking your report on this phone…"),
+    "sending": _l("Sending your report…"),
+    "send_failed": _l(
+        "Your report could not be sent. Nothing you wrote is lost: check your connection "
+        "and press Send again."
+    ),
+    "rejected": _l("The report was refused. Nothing you wrote is lost. Please try again."),
+    "what_required": _l("Please tell us what happened. It is the only question you must answer."),
+    "code_typo": _l(
+        "This code has a mistake: one digit is wrong or two are swapped. Check it and try again."
+    ),
+    "code_length": _l("A receipt code has 16 digits."),
+    "copied": _l("Code copied."),
+}

@@ -1,0 +1,131 @@
+"""Creating an instance folder: config, secrets, database and the organisation's key pair."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from intake import crypto, store
+from intake.config import (
+    CONFIG_FILE,
+    DB_KEY_FILE,
+    PEPPER_FILE,
+    SESSION_KEY_FILE,
+    Config,
+    load,
+)
+from intake.receipts import HashParams
+
+
+class InstanceExists(Exception):
+    """Refusing to overwrite an instance: its keys are the only way to read its reports."""
+
+
+@dataclass(frozen=True)
+class Created:
+    config: Config
+    key_file: Path
+    key_id: bytes
+
+
+def create(
+    instance_dir: Path,
+    *,
+    key_out: Path,
+    passphrase: str,
+    organisation: str = "Example Organisation",
+    languages: Sequence[str] = ("en", "fr", "ar"),
+    hash_params: HashParams = HashParams(),
+    secure_cookies: bool = True,
+    rng: crypto.Rng = os.urandom,
+) -> Created:
+    """Make a new instance folder and write the private key file to `key_out`, outside it."""
+    instance_dir = instance_dir.resolve()
+    key_out = key_out.resolve()
+    if (instance_dir / CONFIG_FILE).exists() or (instance_dir / DB_KEY_FILE).exists():
+        raise InstanceExists(f"{instance_dir} already holds an instance; it was left as it was.")
+    if key_out.is_relative_to(instance_dir):
+        raise ValueError("the private key file must not be written inside the instance folder")
+    if key_out.exists():
+        raise InstanceExists(f"{key_out} exists; it was left as it was. Choose another --key-out.")
+    key = crypto.generate_private_key()
+    key_file_bytes = crypto.write_key_file(key, passphrase, rng=rng)
+
+    instance_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in (DB_KEY_FILE, PEPPER_FILE, SESSION_KEY_FILE):
+        _write_private(instance_dir / name, rng(32).hex() + "\n")
+    (instance_dir / CONFIG_FILE).write_text(
+        render_config(
+            organisation=organisation, languages=languages, public_key=key.public_key,
+            hash_params=hash_params, secure_cookies=secure_cookies,
+        ),
+        encoding="utf-8",
+    )
+    _write_private(key_out, key_file_bytes.decode("utf-8"))
+    config = load(instance_dir, environ={})
+    conn = store.connect(config.db_path, config.db_key)
+    try:
+        store.migrate(conn)
+        store.check_hash_params(conn, config.receipt_hash)
+    finally:
+        conn.close()
+    return Created(config, key_out, key.public_key.key_id)
+
+
+def render_config(
+    *,
+    organisation: str,
+    languages: Sequence[str],
+    public_key: crypto.PublicKey,
+    hash_params: HashParams,
+    secure_cookies: bool,
+) -> str:
+    q = json.dumps  # a JSON string is a valid TOML basic string
+    return f"""\
+# Settings of this intake instance. See docs/configuration.md for every key.
+
+organisation = {q(organisation)}
+# The first language is the default. Available: en, fr, ar.
+languages = [{", ".join(q(lang) for lang in languages)}]
+# Shown on the information page under "Help now".
+contact = {q("In an emergency, go to the nearest health centre.")}
+# Keep true in production (HTTPS). False only for a demo or test on http://127.0.0.1.
+secure_cookies = {str(secure_cookies).lower()}
+
+[service_levels]
+acknowledge_hours = 72
+first_update_days = 14
+
+[limits]
+max_envelope_bytes = 262144
+max_text_chars = 20000
+
+# Cost of the receipt-code hash. Never change it after the first report: stored hashes are
+# lookup keys. Production must keep m >= 65536 KiB.
+[receipt_hash]
+time_cost = {hash_params.time_cost}
+memory_kib = {hash_params.memory_kib}
+parallelism = {hash_params.parallelism}
+
+# Organisation public keys; reports are sealed to every key listed. Key id (SHA-256):
+# {crypto.fingerprint(public_key.key_id)}
+[[keys]]
+public_key = {q(public_key.text)}
+
+# Support services shown on the information page, one block each:
+# [[referrals]]
+# area = "Bangui"
+# name = "Health centre"
+# contact = "+236 ..."
+# services = "medical, counselling"
+"""
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create a file readable by its owner only, failing if it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)

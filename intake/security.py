@@ -1,0 +1,74 @@
+"""Security policy in one place: response headers, cookies, CSRF and compression.
+
+Each setting carries its reason. Pages are served by the instance alone: the CSP forbids
+every other origin, inline script and inline style.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+from flask_compress import Compress
+from flask_wtf.csrf import CSRFProtect
+
+CSP = "; ".join(
+    (
+        "default-src 'none'",  # nothing loads unless listed below
+        "script-src 'self'",  # our own modules only: no inline script, no eval, no CDN
+        "style-src 'self'",  # our own stylesheet only: no inline style
+        "img-src 'self'",  # icons are ours
+        "connect-src 'self'",  # the page talks to this instance and nobody else
+        "form-action 'self'",  # a form can never post a report elsewhere
+        "base-uri 'none'",
+        "frame-ancestors 'none'",  # no one can frame the form to overlay it
+        "manifest-src 'self'",
+        "worker-src 'self'",
+    )
+)
+
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    # Leaving the site must not tell the next site where the person came from.
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    # The pages need none of these; a compromised script should not get them either.
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def init_app(app: Flask, *, secure_cookies: bool) -> None:
+    app.config.update(
+        # The session cookie exists only for the CSRF token of the no-JavaScript form.
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=secure_cookies,
+        SESSION_COOKIE_NAME="intake_session",
+        # No time limit: a survivor may take an hour to write, and the token already dies
+        # with the browser session. A stale token re-renders the form with all it held.
+        WTF_CSRF_TIME_LIMIT=None,
+        # Compression: static files and GET pages only (see after_request below).
+        COMPRESS_REGISTER=False,
+        COMPRESS_ALGORITHM=["br", "gzip"],
+        COMPRESS_MIN_SIZE=256,
+        COMPRESS_MIMETYPES=[
+            "text/html", "text/css", "application/javascript", "text/javascript",
+            "application/json", "image/svg+xml", "application/manifest+json",
+        ],
+    )
+    CSRFProtect(app)
+    compress = Compress(app)
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.endpoint != "static":
+            # Pages may carry a receipt code, a status or a CSRF token: keep them out of
+            # every cache, including the back-forward cache of a shared phone.
+            response.headers["Cache-Control"] = "no-store"
+        if request.method == "GET":
+            # Responses to POSTs are never compressed: they can echo what was typed next
+            # to a secret (receipt code, CSRF token), which is what BREACH exploits.
+            response = compress.after_request(response)
+        return response

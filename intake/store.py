@@ -1,0 +1,235 @@
+"""The SQLCipher store: connection, migrations, and the few queries the app needs.
+
+Functions take an open connection; nothing here holds global state. Every table lives in
+one SQLCipher file encrypted with a raw 256-bit key, so the WAL, the shared-memory file and
+any spilled page are ciphertext too. Report content is ciphertext before it gets here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlcipher3.dbapi2 as sqlcipher
+
+from intake.receipts import HashParams
+
+Connection = sqlcipher.Connection
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message says what to do."""
+
+
+class DuplicateReport(Exception):
+    """This exact envelope was stored before (a retry)."""
+
+
+class ReportConflict(Exception):
+    """Another envelope already uses this report id or receipt code."""
+
+
+@dataclass(frozen=True)
+class NewReport:
+    report_id: str
+    received_at: datetime
+    channel: str
+    language: str
+    schema: int
+    sealed_by: str
+    receipt_hash: bytes
+    envelope: bytes
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    status: str
+
+
+@dataclass(frozen=True)
+class StatusView:
+    report_id: str
+    status: str
+    language: str
+    received_at: datetime
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class StoredEnvelope:
+    report_id: str
+    received_at: datetime
+    channel: str
+    sealed_by: str
+    envelope: bytes
+
+
+_MIGRATION_1 = """
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE reports (
+            id TEXT PRIMARY KEY,             -- 32 hex digits, random, from the envelope
+            received_at TEXT NOT NULL,       -- UTC, ISO 8601, to the minute
+            channel TEXT NOT NULL,
+            language TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'received',
+            sealed_by TEXT NOT NULL CHECK (sealed_by IN ('device', 'server')),
+            receipt_hash BLOB NOT NULL UNIQUE,
+            envelope_sha256 BLOB NOT NULL,
+            envelope BLOB NOT NULL
+        );
+        CREATE INDEX reports_received_at ON reports (received_at);
+        CREATE TABLE report_events (
+            id INTEGER PRIMARY KEY,
+            report_id TEXT NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            status TEXT NOT NULL
+        );
+        CREATE INDEX report_events_report ON report_events (report_id, at);
+"""
+
+# Append only: a migration that has shipped is never edited. Each has its own test.
+MIGRATIONS: Sequence[str] = (_MIGRATION_1,)
+
+
+def connect(path: Path, key: bytes) -> Connection:
+    """Open (or create) the database with its raw key, or raise StoreError."""
+    conn = sqlcipher.connect(str(path), isolation_level=None, check_same_thread=False)
+    try:
+        # A raw key skips SQLCipher's own PBKDF2: the key is already 256 random bits.
+        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher.DatabaseError:
+        conn.close()
+        raise StoreError(
+            f"Cannot open {path}: the database key does not match this database. "
+            "Check db.key or INTAKE_DB_KEY; the right key is in your backup."
+        ) from None
+    # Durability first: a report we acknowledged must survive a crash or power cut.
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    # Freed pages are overwritten, so deleted ciphertext does not linger in the file.
+    conn.execute("PRAGMA secure_delete = ON")
+    # Temporary tables and sort spills stay in memory, never in an unencrypted temp file.
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
+def schema_version(conn: Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: Connection, *, target: int | None = None) -> int:
+    """Apply pending migrations, each in its own transaction; returns the new version."""
+    target = len(MIGRATIONS) if target is None else target
+    current = schema_version(conn)
+    if current > len(MIGRATIONS):
+        raise StoreError(
+            f"The database is at schema {current}, newer than this program knows "
+            f"({len(MIGRATIONS)}). Upgrade intake before starting it."
+        )
+    for number in range(current + 1, target + 1):
+        # One script per migration with its own BEGIN and COMMIT: executescript would
+        # commit a transaction opened outside it, so the whole step must live inside it.
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;"
+            )
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return schema_version(conn)
+
+
+def check_hash_params(conn: Connection, params: HashParams) -> None:
+    """Record the receipt-hash parameters on first use and refuse to run with others.
+
+    Stored hashes are lookup keys: with other parameters no complainant could check a status.
+    """
+    wanted = f"{params.time_cost}/{params.memory_kib}/{params.parallelism}"
+    row = conn.execute("SELECT value FROM meta WHERE name = 'receipt_hash'").fetchone()
+    if row is None:
+        conn.execute("INSERT INTO meta (name, value) VALUES ('receipt_hash', ?)", (wanted,))
+    elif row[0] != wanted:
+        raise StoreError(
+            f"The receipt-hash settings in config.toml ({wanted}) differ from those this "
+            f"database was created with ({row[0]}); put [receipt_hash] back as it was."
+        )
+
+
+def insert_report(conn: Connection, report: NewReport) -> None:
+    """Store a report and its first event atomically, exactly once."""
+    digest = hashlib.sha256(report.envelope).digest()
+    at = _minute(report.received_at)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute(
+            "SELECT envelope_sha256 FROM reports WHERE id = ?", (report.report_id,)
+        ).fetchone()
+        if row is not None:
+            raise DuplicateReport() if row[0] == digest else ReportConflict()
+        try:
+            conn.execute(
+                "INSERT INTO reports (id, received_at, channel, language, schema_version,"
+                " sealed_by, receipt_hash, envelope_sha256, envelope)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (report.report_id, at, report.channel, report.language, report.schema,
+                 report.sealed_by, report.receipt_hash, digest, report.envelope),
+            )
+        except sqlcipher.IntegrityError:
+            raise ReportConflict() from None
+        conn.execute(
+            "INSERT INTO report_events (report_id, at, status) VALUES (?, ?, 'received')",
+            (report.report_id, at),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def find_by_receipt(conn: Connection, receipt_hash: bytes) -> StatusView | None:
+    row = conn.execute(
+        "SELECT id, status, language, received_at FROM reports WHERE receipt_hash = ?",
+        (receipt_hash,),
+    ).fetchone()
+    if row is None:
+        return None
+    events = conn.execute(
+        "SELECT at, status FROM report_events WHERE report_id = ? ORDER BY at, id", (row[0],)
+    ).fetchall()
+    return StatusView(
+        report_id=row[0], status=row[1], language=row[2],
+        received_at=datetime.fromisoformat(row[3]),
+        events=tuple(Event(datetime.fromisoformat(a), s) for a, s in events),
+    )
+
+
+def report_exists(conn: Connection, report_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM reports WHERE id = ?", (report_id,)).fetchone() is not None
+
+
+def envelopes(conn: Connection, report_ids: Sequence[str] = ()) -> Iterator[StoredEnvelope]:
+    """All stored envelopes in order of arrival, or only the named ones."""
+    query = "SELECT id, received_at, channel, sealed_by, envelope FROM reports"
+    params: tuple[str, ...] = ()
+    if report_ids:
+        query += f" WHERE id IN ({', '.join('?' * len(report_ids))})"
+        params = tuple(report_ids)
+    for row in conn.execute(query + " ORDER BY received_at, rowid", params):
+        yield StoredEnvelope(row[0], datetime.fromisoformat(row[1]), row[2], row[3], bytes(row[4]))
+
+
+def _minute(moment: datetime) -> str:
+    # To the minute, not the second: casework needs no more, and a coarser time is harder
+    # to match against someone else's network logs.
+    if moment.tzinfo is None:
+        raise ValueError("times must be timezone-aware")
+    return moment.replace(second=0, microsecond=0).isoformat()
