@@ -19,13 +19,19 @@ def create_app(config: Config) -> Flask:
         MAX_CONTENT_LENGTH=config.limits.max_request_bytes,
         MAX_FORM_MEMORY_SIZE=config.limits.max_request_bytes,
     )
-    security.init_app(app, secure_cookies=config.secure_cookies)
+    csrf = security.init_app(app, secure_cookies=config.secure_cookies)
     i18n.init_app(app)
     _check_store(config)
 
     from intake.report import bp as report_bp
+    from intake.report import submit_api
 
     app.register_blueprint(report_bp)
+    # The submission API takes no CSRF token, on purpose: it accepts only application/json
+    # (which a cross-site page cannot send without a CORS preflight we never grant), it
+    # carries no ambient authority (anyone may file a report), and a report queued offline
+    # must still be accepted after the session cookie that a token would need is gone.
+    csrf.exempt(submit_api)
     app.teardown_appcontext(_close_db)
     return app
 

@@ -50,7 +50,9 @@ def _read_passphrase(passphrase_file: Path | None, *, confirm: bool) -> str:
         try:
             text = passphrase_file.read_text(encoding="utf-8")
         except OSError as exc:
-            raise click.ClickException(f"Cannot read the passphrase file: {exc.strerror}.") from None
+            raise click.ClickException(
+                f"Cannot read the passphrase file: {exc.strerror}."
+            ) from None
         return text.rstrip("\r\n")
     if not sys.stdin.isatty():
         raise click.UsageError("No terminal to ask for the passphrase: use --passphrase-file.")
@@ -110,7 +112,9 @@ def _serve(config: Config, host: str, port: int, threads: int) -> None:
 
     # Our own lines only, and never a client address: waitress writes no access log, and
     # nothing in intake logs a request's address, agent or body.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         app = create_app(config)
     except store.StoreError as exc:
@@ -141,7 +145,8 @@ def decrypt(obj: Ctx, key_file: Path, passphrase_file: Path | None, out_dir: Pat
     """Decrypt all reports, or the ones named, to readable JSON."""
     config = obj.config()
     try:
-        key = crypto.read_key_file(key_file.read_bytes(), _read_passphrase(passphrase_file, confirm=False))
+        passphrase = _read_passphrase(passphrase_file, confirm=False)
+        key = crypto.read_key_file(key_file.read_bytes(), passphrase)
     except crypto.KeyFileError as exc:
         raise click.ClickException(f"Cannot open the key file: {exc}.") from None
     try:
@@ -195,5 +200,7 @@ def demo(port: int) -> None:
     _print_created(created)
     click.echo(f"Demo key file passphrase: {passphrase}")
     click.echo(f"Open http://127.0.0.1:{port}/ on this machine. To read the reports:")
-    click.echo(f"  intake --instance {created.config.instance_dir} decrypt --key {created.key_file}")
+    click.echo(
+        f"  intake --instance {created.config.instance_dir} decrypt --key {created.key_file}"
+    )
     _serve(created.config, "127.0.0.1", port, 4)

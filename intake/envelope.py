@@ -126,7 +126,8 @@ def parse(data: bytes, *, max_size: int) -> Envelope:
         enc = data[at + KEY_ID_LEN : at + KEY_ID_LEN + ENC_LEN]
         if enc[0] != 0x04:
             raise EnvelopeMalformed("encapsulated key is not an uncompressed point")
-        entries.append(RecipientEntry(key_id, enc, data[at + KEY_ID_LEN + ENC_LEN : at + ENTRY_LEN]))
+        sealed_key = data[at + KEY_ID_LEN + ENC_LEN : at + ENTRY_LEN]
+        entries.append(RecipientEntry(key_id, enc, sealed_key))
     if len({e.key_id for e in entries}) != count:
         raise EnvelopeMalformed("a recipient key appears twice")
     return Envelope(

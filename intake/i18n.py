@@ -11,7 +11,8 @@ from pathlib import Path
 
 from babel import Locale
 from flask import Flask, current_app, g, request
-from flask_babel import Babel, lazy_gettext as _l
+from flask_babel import Babel
+from flask_babel import lazy_gettext as _l
 
 from intake.config import RTL_LANGUAGES
 

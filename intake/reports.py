@@ -89,7 +89,7 @@ def seal_on_server(
     *,
     payload: Mapping[str, object],
     language: str,
-    report_id: bytes,
+    report_id: bytes | None = None,
     now: Clock = utcnow,
     rng: crypto.Rng = os.urandom,
 ) -> ServerReceipt:

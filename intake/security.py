@@ -37,7 +37,7 @@ HEADERS = {
 }
 
 
-def init_app(app: Flask, *, secure_cookies: bool) -> None:
+def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
     app.config.update(
         # The session cookie exists only for the CSRF token of the no-JavaScript form.
         SESSION_COOKIE_HTTPONLY=True,
@@ -56,7 +56,7 @@ def init_app(app: Flask, *, secure_cookies: bool) -> None:
             "application/json", "image/svg+xml", "application/manifest+json",
         ],
     )
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     compress = Compress(app)
 
     @app.after_request
@@ -72,3 +72,5 @@ def init_app(app: Flask, *, secure_cookies: bool) -> None:
             # to a secret (receipt code, CSRF token), which is what BREACH exploits.
             response = compress.after_request(response)
         return response
+
+    return csrf

@@ -12,12 +12,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlcipher3.dbapi2 as sqlcipher
 
 from intake.receipts import HashParams
 
-Connection = sqlcipher.Connection
+if TYPE_CHECKING:
+    # sqlcipher3 ships no types; its connection has exactly the sqlite3 API.
+    from sqlite3 import Connection as Connection
+else:
+    Connection = sqlcipher.Connection
 
 
 class StoreError(Exception):
@@ -98,7 +103,9 @@ MIGRATIONS: Sequence[str] = (_MIGRATION_1,)
 
 def connect(path: Path, key: bytes) -> Connection:
     """Open (or create) the database with its raw key, or raise StoreError."""
-    conn = sqlcipher.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn: Connection = sqlcipher.connect(
+        str(path), isolation_level=None, check_same_thread=False
+    )
     try:
         # A raw key skips SQLCipher's own PBKDF2: the key is already 256 random bits.
         conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
@@ -138,8 +145,9 @@ def migrate(conn: Connection, *, target: int | None = None) -> int:
         # One script per migration with its own BEGIN and COMMIT: executescript would
         # commit a transaction opened outside it, so the whole step must live inside it.
         try:
+            step = MIGRATIONS[number - 1]
             conn.executescript(
-                f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;"
+                f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {number}; COMMIT;"
             )
         except BaseException:
             if conn.in_transaction:

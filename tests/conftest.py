@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,15 +10,10 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from support import CHEAP_HASH, PASSPHRASE
 
 from intake import create_app, crypto
 from intake import instance as instance_mod
-from intake.receipts import HashParams
-
-PASSPHRASE = "correct horse battery staple ☂"
-# Cheap on purpose: tests check behaviour, not cost. Production defaults are in HashParams.
-CHEAP_HASH = HashParams(time_cost=1, memory_kib=64, parallelism=1)
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 @pytest.fixture
@@ -50,10 +44,3 @@ def client(app: Flask) -> Iterator[FlaskClient]:
 def runner() -> CliRunner:
     return CliRunner()
 
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
-        r'name="csrf_token" value="([^"]+)"', html
-    )
-    assert match, "page has no CSRF token"
-    return match.group(1)

@@ -11,8 +11,21 @@ import json
 import os
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, g, jsonify, redirect, render_template, request, url_for
-from flask_babel import format_datetime, lazy_gettext as _l
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import format_datetime
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from intake import crypto, i18n, receipts, reports
@@ -125,13 +138,6 @@ def submit_form() -> tuple[str, int] | str:
     """The no-JavaScript path: the server seals the report in memory at once."""
     report_form = _new_form()
     if not report_form.validate():
-        if "csrf_token" in report_form.errors:
-            # A stale page, not a mistake of the person: keep everything, ask to send again.
-            report_form.report_id.data = report_form.report_id.data or os.urandom(16).hex()
-            return _render_form(report_form, error=str(_l(
-                "Your page was open for a long time. Everything you wrote is still here: "
-                "please press Send again."
-            ))), 400
         return _render_form(report_form, error=str(_l(
             "Some answers need your attention. Everything you wrote is still here."
         ))), 400
@@ -190,18 +196,37 @@ def status() -> tuple[str, int] | str:
     if view is None:
         return render_template("report/status.html", result=None, typed=typed, not_found=True), 404
     events = [
-        {"when": format_datetime(e.at, "medium"), "status": str(STATUS_NAMES.get(e.status, e.status))}
+        {"when": format_datetime(e.at, "medium"), "status": _status_name(e.status)}
         for e in view.events
     ]
     return render_template(
         "report/status.html", typed="",
-        result={"status": str(STATUS_NAMES.get(view.status, view.status)), "events": events},
+        result={"status": _status_name(view.status), "events": events},
     )
+
+
+def _status_name(status: str) -> str:
+    return str(STATUS_NAMES.get(status, status))
 
 
 @bp.get("/<lang>/about")
 def about() -> str:
     return render_template("report/about.html")
+
+
+@bp.app_errorhandler(CSRFError)
+def _stale_page(_exc: CSRFError) -> tuple[str, int]:
+    """A stale or missing CSRF token is not the person's mistake: keep all they typed."""
+    message = str(_l(
+        "This page was open for a long time. Everything you wrote is still here: "
+        "please press the button again."
+    ))
+    if request.endpoint == "report.submit_form":
+        report_form = _new_form()
+        report_form.report_id.data = report_form.report_id.data or os.urandom(16).hex()
+        return _render_form(report_form, error=message), 400
+    typed = request.form.get("code", "")[:64]
+    return render_template("report/status.html", result=None, typed=typed, stale=message), 400
 
 
 @bp.app_errorhandler(413)

@@ -18,12 +18,19 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 SHORT = 200  # characters in a one-line answer
-YES_NO_UNSURE = [("yes", _l("Yes")), ("no", _l("No")), ("unsure", _l("I am not sure"))]
-CONSENT = [("no", _l("No")), ("yes", _l("Yes"))]
+
+
+def _choices(pairs: list[tuple[str, Any]]) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+YES_NO_UNSURE = _choices([("yes", _l("Yes")), ("no", _l("No")), ("unsure", _l("I am not sure"))])
+CONSENT = _choices([("no", _l("No")), ("yes", _l("Yes"))])
 
 
 class CheckboxesField(SelectMultipleField):
@@ -47,11 +54,11 @@ class ReportForm(FlaskForm):
     report_id = HiddenField(validators=[Optional(), Regexp(r"^[0-9a-f]{32}$")])
     reporter = RadioField(
         _l("Who is telling us?"),
-        choices=[
+        choices=_choices([
             ("self", _l("It happened to me")),
             ("carer", _l("I am a parent or carer of the person it happened to")),
             ("other", _l("Someone else")),
-        ],
+        ]),
         validators=[Optional()],
     )
     minor = RadioField(
@@ -60,9 +67,9 @@ class ReportForm(FlaskForm):
     )
     age_range = SelectField(
         _l("How old are they?"),
-        choices=[("", _l("I don't know / I'd rather not say")), ("0-11", "0–11"),
+        choices=_choices([("", _l("I don't know / I'd rather not say")), ("0-11", "0–11"),
                  ("12-14", "12–14"), ("15-17", "15–17"), ("18-24", "18–24"),
-                 ("25-39", "25–39"), ("40-59", "40–59"), ("60+", "60+")],
+                 ("25-39", "25–39"), ("40-59", "40–59"), ("60+", "60+")]),
         validators=[Optional()],
     )
     what = TextAreaField(
@@ -83,11 +90,11 @@ class ReportForm(FlaskForm):
     )
     perpetrator = RadioField(
         _l("Who did it?"),
-        choices=[
+        choices=_choices([
             ("soldier", _l("A soldier")), ("police", _l("A police officer")),
             ("civilian", _l("Someone working for the UN who is not a soldier or police")),
             ("unknown", _l("I don't know")),
-        ],
+        ]),
         validators=[Optional()],
     )
     perpetrator_nationality = StringField(
@@ -106,13 +113,13 @@ class ReportForm(FlaskForm):
     )
     help = CheckboxesField(
         _l("What help would you like?"),
-        choices=[
+        choices=_choices([
             ("medical", _l("A doctor or nurse")),
             ("counselling", _l("Someone to talk to")),
             ("safety", _l("Help to be safe")),
             ("legal", _l("Legal advice")),
             ("material", _l("Food, shelter or money")),
-        ],
+        ]),
         validators=[Optional()],
     )
     consent_contact = RadioField(
@@ -145,7 +152,7 @@ class ReportForm(FlaskForm):
     def __init__(self, *args: Any, languages: list[tuple[str, str]], max_text: int,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.preferred_language.choices = [("", "—"), *languages]
+        self.preferred_language.choices = _choices([("", "—"), *languages])
         self.what.validators = [*self.what.validators, Length(max=max_text)]
 
 

@@ -1,0 +1,98 @@
+"""Browser fixtures: a real `intake serve` process on 127.0.0.1 and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import launch_chromium
+from support import CHEAP_HASH, PASSPHRASE
+
+from intake import instance as instance_mod
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    created: instance_mod.Created
+    root: Path  # everything the server process may write lives under here
+    log: Path
+
+    def written_files(self) -> list[Path]:
+        """Every file the server wrote: database, -wal, -shm, journals, logs, temp files."""
+        return [p for p in self.root.rglob("*") if p.is_file() and p != self.created.key_file]
+
+    def decrypt(self) -> str:
+        passfile = self.root.parent / "passphrase.txt"
+        passfile.write_text(PASSPHRASE, encoding="utf-8")
+        result = subprocess.run(
+            [sys.executable, "-m", "intake", "--instance", str(self.created.config.instance_dir),
+             "decrypt", "--key", str(self.created.key_file), "--passphrase-file", str(passfile)],
+            capture_output=True, text=True, timeout=60, check=True,
+        )
+        return result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    root = tmp_path / "server"
+    (root / "tmp").mkdir(parents=True)
+    created = instance_mod.create(
+        root / "instance", key_out=tmp_path / "organisation.key", passphrase=PASSPHRASE,
+        hash_params=CHEAP_HASH, secure_cookies=False,
+    )
+    port = _free_port()
+    log = root / "server.log"
+    # TMPDIR points inside `root`, so any temporary file the server makes is searched too.
+    env = {**os.environ, "TMPDIR": str(root / "tmp"), "INTAKE_INSTANCE": str(created.config.instance_dir)}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "intake", "serve", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("intake serve did not start:\n" + log.read_text()) from None
+                time.sleep(0.1)
+        yield LiveServer(f"http://127.0.0.1:{port}", created, root, log)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = launch_chromium(p)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context()
+    yield ctx
+    ctx.close()
