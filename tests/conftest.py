@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from support import CHEAP_HASH, PASSPHRASE
 
 from intake import create_app, crypto
 from intake import instance as instance_mod
+
+from support import CHEAP_HASH, PASSPHRASE
 
 
 @pytest.fixture

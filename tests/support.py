@@ -19,3 +19,13 @@ def csrf_token(html: str) -> str:
     )
     assert match, "page has no CSRF token"
     return match.group(1)
+
+
+def translate(lang: str, msgid: str, **params: object) -> str:
+    """A message as the compiled catalogue has it, so tests follow the translations."""
+    from babel.support import Translations
+
+    root = Path(__file__).resolve().parents[1] / "translations"
+    text = Translations.load(str(root), [lang]).gettext(msgid)
+    assert lang == "en" or text != msgid, f"{msgid!r} is not translated into {lang}"
+    return text % params if params else text

@@ -6,11 +6,12 @@ import json
 
 import pytest
 from flask.testing import FlaskClient
-from support import csrf_token
 
 from intake import crypto, receipts, store
 from intake import envelope as fmt
 from intake.instance import Created
+
+from support import csrf_token
 
 
 def _count(instance: Created) -> int:

@@ -7,11 +7,12 @@ import stat
 from pathlib import Path
 
 from click.testing import CliRunner
-from support import PASSPHRASE
 
 from intake import crypto, receipts, reports, store
 from intake.cli import main
 from intake.config import load
+
+from support import PASSPHRASE
 
 
 def _init(runner: CliRunner, tmp_path: Path, *extra: str):  # type: ignore[no-untyped-def]

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import launch_chromium
-from support import CHEAP_HASH, PASSPHRASE
 
 from intake import instance as instance_mod
+
+from harness import launch_chromium
+from support import CHEAP_HASH, PASSPHRASE
 
 
 @dataclass(frozen=True)
