@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import sync_playwright
 
@@ -32,7 +34,7 @@ BUDGET_BYTES, BUDGET_REQUESTS = 40 * 1024, 10
 def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="intake-bench-"))
     created = instance.create(
-        base / "instance", key_out=base / "org.key", passphrase="bench passphrase 123",
+        base / "instance", key_out=base / "org.key", passphrase=secrets.token_hex(16),
         hash_params=HashParams(), secure_cookies=False,
     )
     with socket.socket() as s:
@@ -54,8 +56,13 @@ def main() -> None:
             for lang in ("en", "fr", "ar"):
                 context = browser.new_context()
                 page = context.new_page()
-                requests = []
-                page.on("requestfinished", lambda r: requests.append(r))
+                requests: list[Any] = []
+
+                def record(request: Any, sink: list[Any] = requests) -> None:
+                    # Playwright cannot take a bound builtin such as list.append.
+                    sink.append(request)
+
+                page.on("requestfinished", record)
                 page.goto(f"http://127.0.0.1:{port}/{lang}/", wait_until="networkidle")
                 total = 0
                 for r in requests:
@@ -67,7 +74,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
-    print(f"{'page':8} {'bytes':>8} {'requests':>9}   budget: {BUDGET_BYTES} B, {BUDGET_REQUESTS} requests")
+    print(f"{'page':8} {'bytes':>8} {'requests':>9}"
+          f"   budget: {BUDGET_BYTES} B, {BUDGET_REQUESTS} requests")
     for row in rows:
         print(f"{row['page']:8} {row['bytes']:>8} {row['requests']:>9}")
     print(json.dumps(rows))
