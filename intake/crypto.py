@@ -171,14 +171,36 @@ def unseal(data: bytes, key: PrivateKey, *, max_size: int = 1 << 30) -> Unsealed
             entry.enc + entry.sealed_key, key._key, info=fmt.content_key_info(env.prefix, own_id)
         )
         plaintext = AESGCM(content_key).decrypt(env.nonce, env.ciphertext, env.header)
-        payload = json.loads(plaintext.decode("utf-8"))
     except (InvalidTag, ValueError) as exc:
         # pyca raises InvalidTag for a failed AEAD and ValueError for a bad point; both
         # mean the same thing to the caller, and the detail must not become an oracle.
         raise EnvelopeOpenError("the envelope could not be opened") from exc
+    payload = _strict_json(plaintext)
+    return Unsealed(env.report_id_hex, env.flags, env.schema, payload)
+
+
+def _strict_json(plaintext: bytes) -> dict[str, Any]:
+    """Parse a payload as RFC 8259 JSON: anyone with the public key can write one, so a
+    hostile payload (deep nesting, NaN, repeated members) must fail as one named error."""
+
+    def no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            raise ValueError("a member is repeated")
+        return result
+
+    def no_constants(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        payload = json.loads(
+            plaintext.decode("utf-8"), object_pairs_hook=no_repeats, parse_constant=no_constants
+        )
+    except (ValueError, RecursionError) as exc:
+        raise EnvelopeOpenError("the payload is not valid JSON") from exc
     if not isinstance(payload, dict):
         raise EnvelopeOpenError("the payload is not a JSON object")
-    return Unsealed(env.report_id_hex, env.flags, env.schema, payload)
+    return payload
 
 
 def write_key_file(
@@ -189,8 +211,10 @@ def write_key_file(
     rng: Rng = os.urandom,
 ) -> bytes:
     """Serialise a private key as a passphrase-protected key file (formats.md section 5)."""
-    if len(passphrase) < MIN_PASSPHRASE_CHARS:
+    if len(unicodedata.normalize("NFC", passphrase)) < MIN_PASSPHRASE_CHARS:
         raise WeakPassphrase(f"the passphrase must have at least {MIN_PASSPHRASE_CHARS} characters")
+    if not PBKDF2_ITERATIONS <= iterations <= PBKDF2_MAX_ITERATIONS:
+        raise ValueError("the PBKDF2 iteration count is outside what readers accept")
     salt, nonce = rng(16), rng(12)
     wrapping = _wrapping_key(passphrase, salt, iterations)
     der = key._key.private_bytes(
@@ -241,10 +265,13 @@ def read_key_file(data: bytes, passphrase: str) -> PrivateKey:
         if isinstance(exc, KeyFileError):
             raise
         raise KeyFileError("the key file is damaged or not a key file") from exc
-    loaded = serialization.load_der_private_key(der, password=None)
-    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-        raise KeyFileError("the key file does not hold an elliptic-curve key")
-    key = PrivateKey(loaded)
+    try:
+        loaded = serialization.load_der_private_key(der, password=None)
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+            raise KeyFileError("the key file does not hold an elliptic-curve key")
+        key = PrivateKey(loaded)
+    except (ValueError, InvalidPublicKey) as exc:
+        raise KeyFileError("the key file holds no usable P-256 private key") from exc
     if key.public_key != public:
         raise KeyFileError("the key file's private key does not match its public key")
     return key

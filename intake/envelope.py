@@ -100,6 +100,9 @@ def parse(data: bytes, *, max_size: int) -> Envelope:
     """
     if len(data) > max_size:
         raise EnvelopeMalformed("envelope is larger than the limit")
+    if len(data) >= 5 and data[:4] == MAGIC and data[4] != VERSION:
+        # Checked before the length, which depends on the version.
+        raise EnvelopeUnsupported(f"unknown envelope version {data[4]}")
     if len(data) < MIN_LEN:
         raise EnvelopeMalformed("envelope is too short")
     magic, version, suite, flags, schema, report_id, count = _PREFIX.unpack_from(data)

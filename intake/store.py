@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,6 +103,11 @@ MIGRATIONS: Sequence[str] = (_MIGRATION_1,)
 
 def connect(path: Path, key: bytes) -> Connection:
     """Open (or create) the database with its raw key, or raise StoreError."""
+    if len(key) != 32:
+        # An empty key would silently create an unencrypted-in-effect database.
+        raise StoreError(
+            f"Cannot open {path}: the database key must be 32 bytes (64 hexadecimal digits)."
+        )
     conn: Connection = sqlcipher.connect(
         str(path), isolation_level=None, check_same_thread=False
     )
@@ -135,6 +140,8 @@ def schema_version(conn: Connection) -> int:
 def migrate(conn: Connection, *, target: int | None = None) -> int:
     """Apply pending migrations, each in its own transaction; returns the new version."""
     target = len(MIGRATIONS) if target is None else target
+    if not 0 <= target <= len(MIGRATIONS):
+        raise StoreError(f"There is no schema version {target}.")
     current = schema_version(conn)
     if current > len(MIGRATIONS):
         raise StoreError(
@@ -191,7 +198,11 @@ def insert_report(conn: Connection, report: NewReport) -> None:
                 (report.report_id, at, report.channel, report.language, report.schema,
                  report.sealed_by, report.receipt_hash, digest, report.envelope),
             )
-        except sqlcipher.IntegrityError:
+        except sqlcipher.IntegrityError as exc:
+            # Only a repeated receipt hash is the client's doing; any other constraint
+            # failing is our bug and must surface as one.
+            if "UNIQUE" not in str(exc):
+                raise
             raise ReportConflict() from None
         conn.execute(
             "INSERT INTO report_events (report_id, at, status) VALUES (?, ?, 'received')",
@@ -240,4 +251,4 @@ def _minute(moment: datetime) -> str:
     # to match against someone else's network logs.
     if moment.tzinfo is None:
         raise ValueError("times must be timezone-aware")
-    return moment.replace(second=0, microsecond=0).isoformat()
+    return moment.astimezone(UTC).replace(second=0, microsecond=0).isoformat()

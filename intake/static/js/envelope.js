@@ -26,6 +26,10 @@ function openError(message) {
   return error;
 }
 
+function isObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
 function random(n) {
   return crypto.getRandomValues(new Uint8Array(n));
 }
@@ -51,9 +55,11 @@ function pad(payload) {
 export async function seal(payload, recipients, options) {
   var flags = options && options.flags !== undefined ? options.flags : 0;
   if (flags !== (flags & KNOWN_FLAGS)) throw new RangeError('unknown envelope flags');
-  if (!payload || typeof payload !== 'object' || Array.isArray(payload) || payload.schema !== SCHEMA) {
+  // The header's schema byte states the payload's schema, so the two must agree.
+  if (!isObject(payload) || payload.schema !== SCHEMA) {
     throw new TypeError('the payload must be an object with schema 1');
   }
+  if (!Array.isArray(recipients)) throw new TypeError('recipients must be an array');
   var n = recipients.length;
   if (n < 1 || n > MAX_RECIPIENTS) throw new RangeError('an envelope has 1 to 8 recipients');
   var ids = [];
@@ -67,7 +73,8 @@ export async function seal(payload, recipients, options) {
   var prefix = concat(MAGIC, [VERSION, SUITE, flags, SCHEMA], random(16), [n]);
   var parts = [prefix];
   for (i = 0; i < n; i++) {
-    var sealed = await hpke.seal(recipients[i].publicKey, concat(LABEL, prefix, ids[i]), EMPTY, contentKey);
+    var info = concat(LABEL, prefix, ids[i]);
+    var sealed = await hpke.seal(recipients[i].publicKey, info, EMPTY, contentKey);
     parts.push(ids[i], sealed.enc, sealed.ct);
   }
   var header = concat.apply(null, parts);
@@ -100,12 +107,45 @@ function parse(bytes) {
     var at = PREFIX + ENTRY * i;
     var entry = { id: bytes.subarray(at, at + 32), enc: bytes.subarray(at + 32, at + 32 + ENC),
       sealed: bytes.subarray(at + 32 + ENC, at + ENTRY) };
-    for (var j = 0; j < i; j++) if (equal(entry.id, entries[j].id)) throw openError('repeated key id');
+    for (var j = 0; j < i; j++) {
+      if (equal(entry.id, entries[j].id)) throw openError('repeated key id');
+    }
     entries.push(entry);
   }
   return { header: bytes.subarray(0, headerLength), entries: entries,
     nonce: bytes.subarray(headerLength, headerLength + NONCE),
     ciphertext: bytes.subarray(headerLength + NONCE) };
+}
+
+// True when an object in valid JSON `text` names a member twice. JSON.parse keeps the last
+// silently, other parsers the first or refuse (intake.crypto refuses), so a payload that
+// says "consent_share": false and then true could read differently to different readers.
+function repeatsMember(text) {
+  var stack = [];
+  for (var i = 0; i < text.length; i++) {
+    var c = text[i];
+    var top = stack[stack.length - 1];
+    if (c === '"') {
+      var end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (top && top.expectKey) {
+        var key = JSON.parse(text.slice(i, end + 1)); // decoded: "a" and "\u0061" are one
+        if (top.keys.has(key)) return true;
+        top.keys.add(key);
+        top.expectKey = false;
+      }
+      i = end;
+    } else if (c === '{') {
+      stack.push({ keys: new Set(), expectKey: true });
+    } else if (c === '[') {
+      stack.push(null);
+    } else if (c === '}' || c === ']') {
+      stack.pop();
+    } else if (c === ',' && top) {
+      top.expectKey = true;
+    }
+  }
+  return false;
 }
 
 // One error for every failure, on purpose: which step failed is of no use to the reader
@@ -117,7 +157,8 @@ export async function unseal(bytes, privateKey, publicKeyBytes) {
     var entry = env.entries.filter(function (e) { return equal(e.id, ownId); })[0];
     if (!entry) throw openError('not sealed to this key');
     var info = concat(LABEL, env.header.subarray(0, PREFIX), ownId);
-    var contentKey = await hpke.open(entry.enc, privateKey, publicKeyBytes, info, EMPTY, entry.sealed);
+    var contentKey = await hpke.open(
+      entry.enc, privateKey, publicKeyBytes, info, EMPTY, entry.sealed);
     if (contentKey.length !== 32) throw openError('content key of the wrong length');
     var key = await aesKey(contentKey, 'decrypt');
     contentKey.fill(0);
@@ -128,10 +169,10 @@ export async function unseal(bytes, privateKey, publicKeyBytes) {
     // refuses it, as Python's json does.
     var text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(padded);
     var payload = JSON.parse(text);
-    if (!payload || typeof payload !== 'object' || Array.isArray(payload)) {
-      throw openError('the payload is not a JSON object');
-    }
-    return { reportId: toHex(bytes.subarray(8, 24)), flags: bytes[6], schema: bytes[7], payload: payload };
+    if (!isObject(payload) || repeatsMember(text)) throw openError('not a JSON object');
+    return {
+      reportId: toHex(bytes.subarray(8, 24)), flags: bytes[6], schema: bytes[7], payload: payload
+    };
   } catch (error) {
     throw openError('the envelope could not be opened');
   }

@@ -25,7 +25,8 @@ function named(name, message) {
 
 // Own, numeric keys only: a string id or 'constructor' must not find an entry.
 function pick(table, id) {
-  return typeof id === 'number' && Object.prototype.hasOwnProperty.call(table, id) ? table[id] : null;
+  var own = typeof id === 'number' && Object.prototype.hasOwnProperty.call(table, id);
+  return own ? table[id] : null;
 }
 
 function i2osp(n, length) {
@@ -66,8 +67,9 @@ function labeled(hash, nh, suiteId) {
 }
 
 // An ECDH private key from its raw scalar and public point, non-extractable. JWK is the
-// only import format that takes a bare scalar; WebCrypto checks that the point is on the
-// curve and, in every engine we test, that it belongs to the scalar.
+// only import format that takes a bare scalar. WebCrypto checks that the point is on the
+// curve; Chromium also checks that it belongs to the scalar, but not every engine is known
+// to, so a caller that needs that certainty must check it separately.
 export function importPrivateKey(kemId, sk, pkm) {
   var kem = pick(KEMS, kemId);
   if (!kem) throw named('HpkeUnsupported', 'HPKE KEM ' + kemId + ' is not supported');
@@ -79,7 +81,9 @@ export function importPrivateKey(kemId, sk, pkm) {
     kty: 'EC', crv: kem.curve, ext: false, d: b64(sk),
     x: b64(pkm.subarray(1, 1 + kem.ndh)), y: b64(pkm.subarray(1 + kem.ndh))
   };
-  return subtle.importKey('jwk', jwk, { name: 'ECDH', namedCurve: kem.curve }, false, ['deriveBits']);
+  var usages = ['deriveBits'];
+  return subtle.importKey('jwk', jwk, { name: 'ECDH', namedCurve: kem.curve }, false, usages)
+    .catch(function () { throw named('HpkeInvalidKey', 'not a ' + kem.curve + ' key pair'); });
 }
 
 export function suite(kemId, kdfId, aeadId) {
@@ -100,13 +104,16 @@ export function suite(kemId, kdfId, aeadId) {
   // importKey then rejects points that are not on the curve.
   function importPublic(pkm) {
     if (!(pkm instanceof Uint8Array) || pkm.length !== npk || pkm[0] !== 4) {
-      return Promise.reject(named('HpkeInvalidKey', 'not an uncompressed ' + kem.curve + ' point'));
+      return Promise.reject(named('HpkeInvalidKey', 'not an uncompressed point'));
     }
-    return subtle.importKey('raw', pkm, ecdh, false, []);
+    return subtle.importKey('raw', pkm, ecdh, false, []).catch(function () {
+      throw named('HpkeInvalidKey', 'not a point on ' + kem.curve);
+    });
   }
 
   async function sharedSecret(publicKey, privateKey, kemContext) {
-    var dh = await subtle.deriveBits({ name: 'ECDH', public: publicKey }, privateKey, 8 * kem.ndh);
+    var ecdhPublic = { name: 'ECDH', public: publicKey };
+    var dh = await subtle.deriveBits(ecdhPublic, privateKey, 8 * kem.ndh);
     var prk = await kemKdf.extract(new Uint8Array(0), 'eae_prk', new Uint8Array(dh));
     return kemKdf.expand(prk, 'shared_secret', kemContext, kem.nh);
   }
