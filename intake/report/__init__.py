@@ -225,8 +225,10 @@ def _stale_page(_exc: CSRFError) -> tuple[str, int]:
         report_form = _new_form()
         report_form.report_id.data = report_form.report_id.data or os.urandom(16).hex()
         return _render_form(report_form, error=message), 400
-    typed = request.form.get("code", "")[:64]
-    return render_template("report/status.html", result=None, typed=typed, stale=message), 400
+    if request.endpoint == "report.status":
+        typed = request.form.get("code", "")[:64]
+        return render_template("report/status.html", result=None, typed=typed, stale=message), 400
+    return render_template("report/error.html", message=message), 400
 
 
 @bp.app_errorhandler(413)
