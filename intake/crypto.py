@@ -37,6 +37,8 @@ KEY_FILE_AAD_LABEL = b"intake-private-key/v1\x00"
 PBKDF2_ITERATIONS = 600_000
 PBKDF2_MAX_ITERATIONS = 10_000_000
 MIN_PASSPHRASE_CHARS = 12
+# The browser's reader refuses deeper payloads too; both sides must agree on what opens.
+MAX_PAYLOAD_DEPTH = 64
 
 
 class CryptoError(Exception):
@@ -200,7 +202,21 @@ def _strict_json(plaintext: bytes) -> dict[str, Any]:
         raise EnvelopeOpenError("the payload is not valid JSON") from exc
     if not isinstance(payload, dict):
         raise EnvelopeOpenError("the payload is not a JSON object")
+    if _depth(payload) > MAX_PAYLOAD_DEPTH:
+        raise EnvelopeOpenError("the payload is nested too deeply")
     return payload
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in
+                         (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def write_key_file(

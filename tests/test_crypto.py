@@ -500,3 +500,15 @@ def test_writing_refuses_an_iteration_count_readers_would_refuse() -> None:
     for iterations in (1, crypto.PBKDF2_ITERATIONS - 1, crypto.PBKDF2_MAX_ITERATIONS + 1):
         with pytest.raises(ValueError):
             crypto.write_key_file(_keys(1)[0], "twelve chars", iterations=iterations)
+
+
+def test_nesting_limit_is_the_same_as_the_browsers() -> None:
+    (ec_key,), (key,) = _ec_keys(1), _keys(1)
+
+    def nested(levels: int) -> bytes:
+        # The top object is level 1; each list adds one.
+        return b'{"schema": 1, "what": ' + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}"
+
+    assert crypto.unseal(_seal_by_hand(nested(64), [ec_key.public_key()]), key).payload
+    with pytest.raises(EnvelopeOpenError):
+        crypto.unseal(_seal_by_hand(nested(65), [ec_key.public_key()]), key)

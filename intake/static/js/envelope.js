@@ -16,6 +16,7 @@ var NONCE = 12;
 var TAG = 16;
 var BLOCK = 512;
 var MAX_RECIPIENTS = 8;
+var MAX_DEPTH = 64; // of nested objects and arrays in a payload we open
 var LABEL = utf8('intake-envelope-v1/content-key');
 var EMPTY = new Uint8Array(0);
 var hpke = suite(0x0010, 0x0001, 0x0002);
@@ -117,10 +118,12 @@ function parse(bytes) {
     ciphertext: bytes.subarray(headerLength + NONCE) };
 }
 
-// True when an object in valid JSON `text` names a member twice. JSON.parse keeps the last
-// silently, other parsers the first or refuse (intake.crypto refuses), so a payload that
-// says "consent_share": false and then true could read differently to different readers.
-function repeatsMember(text) {
+// False when valid JSON `text` names a member twice in one object or nests deeper than
+// MAX_DEPTH. JSON.parse keeps the last of repeated members silently, other parsers the
+// first, and intake.crypto refuses them: a payload saying "consent_share": false and then
+// true must not read differently to different readers. Python's parser also fails on deep
+// nesting (about 1,000 levels); schema 1 needs 2, so a low limit costs nothing.
+function plainJson(text) {
   var stack = [];
   for (var i = 0; i < text.length; i++) {
     var c = text[i];
@@ -130,22 +133,21 @@ function repeatsMember(text) {
       while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
       if (top && top.expectKey) {
         var key = JSON.parse(text.slice(i, end + 1)); // decoded: "a" and "\u0061" are one
-        if (top.keys.has(key)) return true;
+        if (top.keys.has(key)) return false;
         top.keys.add(key);
         top.expectKey = false;
       }
       i = end;
-    } else if (c === '{') {
-      stack.push({ keys: new Set(), expectKey: true });
-    } else if (c === '[') {
-      stack.push(null);
+    } else if (c === '{' || c === '[') {
+      if (stack.length === MAX_DEPTH) return false;
+      stack.push(c === '{' ? { keys: new Set(), expectKey: true } : null);
     } else if (c === '}' || c === ']') {
       stack.pop();
     } else if (c === ',' && top) {
       top.expectKey = true;
     }
   }
-  return false;
+  return true;
 }
 
 // One error for every failure, on purpose: which step failed is of no use to the reader
@@ -169,7 +171,7 @@ export async function unseal(bytes, privateKey, publicKeyBytes) {
     // refuses it, as Python's json does.
     var text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(padded);
     var payload = JSON.parse(text);
-    if (!isObject(payload) || repeatsMember(text)) throw openError('not a JSON object');
+    if (!isObject(payload) || !plainJson(text)) throw openError('not a plain JSON object');
     return {
       reportId: toHex(bytes.subarray(8, 24)), flags: bytes[6], schema: bytes[7], payload: payload
     };

@@ -70,7 +70,7 @@ function labeled(hash, nh, suiteId) {
 // only import format that takes a bare scalar. WebCrypto checks that the point is on the
 // curve; Chromium also checks that it belongs to the scalar, but not every engine is known
 // to, so a caller that needs that certainty must check it separately.
-export function importPrivateKey(kemId, sk, pkm) {
+export async function importPrivateKey(kemId, sk, pkm) {
   var kem = pick(KEMS, kemId);
   if (!kem) throw named('HpkeUnsupported', 'HPKE KEM ' + kemId + ' is not supported');
   if (sk.length !== kem.ndh || pkm.length !== 1 + 2 * kem.ndh || pkm[0] !== 4) {
