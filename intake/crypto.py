@@ -1,6 +1,6 @@
 """Every use of cryptographic primitives in the intake, behind a few functions.
 
-`seal` and `unseal` implement the envelope of docs/formats.md section 2 with HPKE
+`seal` and `unseal` implement the envelope of SECURITY.md, Formats 2 with HPKE
 (RFC 9180, pyca/cryptography) and AES-256-GCM; `write_key_file` and `read_key_file` the
 passphrase-protected private key file of section 5. Failures raise the named exceptions
 below; nothing here returns False for "did not work".
@@ -226,7 +226,7 @@ def write_key_file(
     iterations: int = PBKDF2_ITERATIONS,
     rng: Rng = os.urandom,
 ) -> bytes:
-    """Serialise a private key as a passphrase-protected key file (formats.md section 5)."""
+    """Serialise a private key as a passphrase-protected key file (SECURITY.md, Formats 5)."""
     if len(unicodedata.normalize("NFC", passphrase)) < MIN_PASSPHRASE_CHARS:
         raise WeakPassphrase(f"the passphrase must have at least {MIN_PASSPHRASE_CHARS} characters")
     if not PBKDF2_ITERATIONS <= iterations <= PBKDF2_MAX_ITERATIONS:

@@ -1,4 +1,4 @@
-"""The envelope byte format (docs/formats.md section 2), without any cryptography.
+"""The envelope byte format (SECURITY.md, Formats 2), without any cryptography.
 
 This module only lays out and checks bytes, so that the server can refuse a malformed
 envelope before it touches a key, and so that the parser, which reads hostile input, is

@@ -2,7 +2,7 @@
 
 Digits only, so a code can be typed on any keypad and read aloud in any language; the check
 digit catches every single mistyped digit and every swap of neighbours on the device, before
-any request. See docs/formats.md section 4 and SECURITY.md for the guessing cost.
+any request. See SECURITY.md, Formats 4, and "Guessing a receipt code" there.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class ServerReceipt:
 
 
 def check_envelope(data: bytes, config: Config) -> fmt.Envelope:
-    """Shape checks a server can make without any key (docs/formats.md section 2)."""
+    """Shape checks a server can make without any key (SECURITY.md, Formats 2)."""
     try:
         env = fmt.parse(data, max_size=config.limits.max_envelope_bytes)
     except fmt.EnvelopeUnsupported:

@@ -1,7 +1,7 @@
-"""Sealing and opening envelopes, and the private key file (docs/formats.md sections 2 and 5).
+"""Sealing and opening envelopes, and the private key file (SECURITY.md sections 2 and 5).
 
 Besides round trips through `intake.crypto`, envelopes and key files are also built and
-opened here by hand from the text of formats.md with the raw primitives, so that the code
+opened here by hand from the text of SECURITY.md with the raw primitives, so that the code
 and the spec are checked against each other rather than against themselves. The JSON files
 in tests/vectors/ were made once and pin the formats: never regenerate them.
 """
@@ -72,7 +72,7 @@ def _seal_by_hand(
     flags: int = 0,
     report_id: bytes = b"\x42" * 16,
 ) -> bytes:
-    """formats.md section 2 "Sealing", step by step, without intake code."""
+    """SECURITY.md, Formats 2 "Sealing", step by step, without intake code."""
     content_key, nonce = os.urandom(32), os.urandom(12)
     prefix = struct.pack(PREFIX, b"INTK", 1, 1, flags, 1, report_id, len(publics))
     header = prefix
@@ -86,7 +86,7 @@ def _seal_by_hand(
 
 
 def _open_by_hand(data: bytes, key: ec.EllipticCurvePrivateKey) -> tuple[dict[str, Any], bytes, int]:
-    """formats.md section 2 "Opening", step by step, without intake code."""
+    """SECURITY.md, Formats 2 "Opening", step by step, without intake code."""
     magic, version, suite, flags, schema, report_id, n = struct.unpack_from(PREFIX, data)
     assert (magic, version, suite, schema) == (b"INTK", 1, 1, 1)
     own = hashlib.sha256(_raw(key.public_key())).digest()

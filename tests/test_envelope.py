@@ -1,4 +1,4 @@
-"""The envelope byte layout (docs/formats.md section 2) and its shape rules.
+"""The envelope byte layout (SECURITY.md, Formats 2) and its shape rules.
 
 `intake.envelope.parse` reads hostile bytes before any key is touched, so besides one test
 per shape rule it gets property tests: whatever the input, it either raises one of its two

@@ -1,4 +1,4 @@
-"""Receipt codes (docs/formats.md section 4): Damm check digit, normalising typed input, and
+"""Receipt codes (SECURITY.md, Formats 4): Damm check digit, normalising typed input, and
 the peppered argon2id lookup hash pinned by tests/vectors/receipt-v1.json."""
 
 from __future__ import annotations

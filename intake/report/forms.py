@@ -1,6 +1,6 @@
 """The report form: one definition for the page, the no-JavaScript post and the payload.
 
-Field names are the payload's member names (docs/formats.md section 3). The browser code
+Field names are the payload's member names (SECURITY.md, Formats 3). The browser code
 reads the same names from the same page, so both paths produce the same payload.
 """
 

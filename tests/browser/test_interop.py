@@ -200,7 +200,7 @@ def test_wrong_key_fails_on_both_sides(page: Any, keys: list[crypto.PrivateKey])
 def spec_seal(
     plaintext: bytes, keys: list[crypto.PrivateKey], *, flags: int = 0, schema: int = 1
 ) -> bytes:
-    """An envelope built from the text of formats.md section 2 with no rule enforced, so
+    """An envelope built from the text of SECURITY.md, Formats 2 with no rule enforced, so
     that a test can make one that is properly sealed yet breaks exactly one shape rule."""
     suite = hpke.Suite(hpke.KEM.P256, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
     content_key, nonce = os.urandom(32), os.urandom(12)
@@ -364,7 +364,7 @@ def test_damaged_key_files_are_refused_in_js(page: Any, keys: list[crypto.Privat
 
 
 def _mismatched_key_file(doc: dict[str, Any]) -> str:
-    """A well-encrypted file whose private key is not the one it names (formats.md 5)."""
+    """A well-encrypted file whose private key is not the one it names (SECURITY.md 5)."""
     salt, nonce, kdf = os.urandom(16), os.urandom(12), {**doc["kdf"], "iterations": 600_000}
     kdf["salt"] = b64(salt)
     wrapping = hashlib.pbkdf2_hmac("sha256", PASSPHRASE.encode(), salt, 600_000, dklen=32)

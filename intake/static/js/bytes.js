@@ -1,5 +1,5 @@
 // Byte-string helpers shared by the crypto modules: concatenation, UTF-8, hex and
-// base64url (docs/formats.md: hex is lowercase, base64url has no padding).
+// base64url (SECURITY.md: hex is lowercase, base64url has no padding).
 
 export function concat() {
   var total = 0;

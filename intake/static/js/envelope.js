@@ -1,4 +1,4 @@
-// The report envelope, version 1 (docs/formats.md sections 2 and 3): one random content
+// The report envelope, version 1 (SECURITY.md sections 2 and 3): one random content
 // key sealed with HPKE to every recipient, the padded JSON payload under AES-256-GCM with
 // the whole header as additional data, so that no byte of it can be changed or moved.
 import { concat, equal, toHex, utf8 } from './bytes.js';

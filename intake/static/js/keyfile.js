@@ -1,4 +1,4 @@
-// Opens an officer's private key file (docs/formats.md section 5) into a non-extractable
+// Opens an officer's private key file (SECURITY.md, Formats 5) into a non-extractable
 // WebCrypto key that lives only in this page's memory. The file is never uploaded.
 import { concat, equal, fromBase64url, toHex, utf8 } from './bytes.js';
 

@@ -1,4 +1,4 @@
-// Receipt codes (docs/formats.md section 4): 15 random digits and a Damm check digit, so
+// Receipt codes (SECURITY.md, Formats 4): 15 random digits and a Damm check digit, so
 // that a mistyped digit or two swapped neighbours are caught on the device, before any
 // request. Digits only, because they can be typed on any keypad and read aloud.
 

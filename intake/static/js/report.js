@@ -1,6 +1,6 @@
 // The report form: seal on this device, send, show the receipt code.
 // Without WebCrypto (or without modules at all) this file does nothing and the form posts
-// to the server, which seals it there (docs/formats.md, flag 0x01).
+// to the server, which seals it there (SECURITY.md, flag 0x01).
 
 import { seal } from './envelope.js';
 import { newCode, format } from './receipt.js';
