@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from intake.crypto import InvalidPublicKey, PublicKey
 from intake.receipts import HashParams
@@ -41,11 +42,34 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class LocalText:
+    """Text an administrator writes, in one language or several (`{en = "...", fr = "..."}`)."""
+
+    by_language: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, raw: object) -> LocalText:
+        if isinstance(raw, str):
+            return cls((("", raw),))
+        if isinstance(raw, dict) and all(isinstance(v, str) for v in raw.values()):
+            return cls(tuple((str(k), v) for k, v in raw.items()))
+        raise ValueError("a text setting is a string or a table of language = text")
+
+    def get(self, lang: str, fallback: str) -> str:
+        """The text in `lang`, else in the fallback language, else the first given."""
+        values = dict(self.by_language)
+        for key in (lang, fallback, ""):
+            if values.get(key):
+                return values[key]
+        return self.by_language[0][1] if self.by_language else ""
+
+
+@dataclass(frozen=True)
 class Referral:
     area: str
     name: str
     contact: str
-    services: str = ""
+    services: LocalText = LocalText()
 
 
 @dataclass(frozen=True)
@@ -72,7 +96,7 @@ class Config:
     instance_dir: Path
     organisation: str
     languages: tuple[str, ...]
-    contact: str
+    contact: LocalText
     recipients: tuple[PublicKey, ...]
     referrals: tuple[Referral, ...] = ()
     service_levels: ServiceLevels = ServiceLevels()
@@ -80,6 +104,7 @@ class Config:
     receipt_hash: HashParams = HashParams()
     # Off only for a demo or test served over plain http on 127.0.0.1.
     secure_cookies: bool = True
+    timezone: str = "UTC"
     db_key: bytes = field(default=b"", repr=False)
     pepper: bytes = field(default=b"", repr=False)
     session_key: bytes = field(default=b"", repr=False)
@@ -130,17 +155,29 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         instance_dir=instance_dir,
         organisation=str(raw["organisation"]),
         languages=languages,
-        contact=str(raw.get("contact", "")),
+        contact=LocalText.parse(raw.get("contact", "")),
         recipients=recipients,
-        referrals=tuple(Referral(**r) for r in raw.get("referrals", [])),
+        referrals=tuple(
+            Referral(**{**r, "services": LocalText.parse(r.get("services", ""))})
+            for r in raw.get("referrals", [])
+        ),
         service_levels=ServiceLevels(**raw.get("service_levels", {})),
         limits=Limits(**raw.get("limits", {})),
         receipt_hash=HashParams(**raw.get("receipt_hash", {})),
         secure_cookies=bool(raw.get("secure_cookies", True)),
+        timezone=_timezone(str(raw.get("timezone", "UTC"))),
         db_key=_key_bytes(db_key_hex, "the database key (db.key or INTAKE_DB_KEY)"),
         pepper=_key_bytes(_read_secret(instance_dir, PEPPER_FILE), PEPPER_FILE),
         session_key=_key_bytes(_read_secret(instance_dir, SESSION_KEY_FILE), SESSION_KEY_FILE),
     )
+
+
+def _timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"timezone {name!r} is not an IANA time zone name") from None
+    return name
 
 
 def _read_secret(instance_dir: Path, name: str) -> str:

@@ -21,7 +21,7 @@ TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
 
 def init_app(app: Flask) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS_DIR)
-    app.config["BABEL_DEFAULT_TIMEZONE"] = "UTC"
+    app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["INTAKE"].timezone
     Babel(app, locale_selector=current_language)
     app.jinja_env.globals.update(text_direction=text_direction, language_name=language_name)
 
@@ -60,13 +60,14 @@ _JS_STRINGS = {
     "sending": _l("Sending your report…"),
     "send_failed": _l(
         "Your report could not be sent. Nothing you wrote is lost: check your connection "
-        "and press Send again."
+        "and press “Send my report” again."
     ),
-    "rejected": _l("The report was refused. Nothing you wrote is lost. Please try again."),
+    "rejected": _l(
+        "The report could not be accepted. Nothing you wrote is lost. Please try again."
+    ),
     "what_required": _l("Please tell us what happened. It is the only question you must answer."),
     "code_typo": _l(
         "This code has a mistake: one digit is wrong or two are swapped. Check it and try again."
     ),
     "code_length": _l("A receipt code has 16 digits."),
-    "copied": _l("Code copied."),
 }

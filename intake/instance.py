@@ -83,17 +83,26 @@ def render_config(
     hash_params: HashParams,
     secure_cookies: bool,
 ) -> str:
-    q = json.dumps  # a JSON string is a valid TOML basic string
+    def q(text: str) -> str:
+        # A JSON string is a valid TOML basic string; keep letters readable for admins.
+        return json.dumps(text, ensure_ascii=False)
+
     return f"""\
 # Settings of this intake instance. See docs/configuration.md for every key.
 
 organisation = {q(organisation)}
 # The first language is the default. Available: en, fr, ar.
 languages = [{", ".join(q(lang) for lang in languages)}]
-# Shown on the information page under "Help now".
-contact = {q("In an emergency, go to the nearest health centre.")}
+# Times on the status page are shown in this time zone (an IANA name).
+timezone = "UTC"
 # Keep true in production (HTTPS). False only for a demo or test on http://127.0.0.1.
 secure_cookies = {str(secure_cookies).lower()}
+
+# Shown on the information page under "Help now", in each language (or one string for all).
+[contact]
+en = {q("In an emergency, go to the nearest health centre.")}
+fr = {q("En cas d'urgence, allez au centre de santé le plus proche.")}
+ar = {q("في حالة الطوارئ، اذهب إلى أقرب مركز صحي.")}
 
 [service_levels]
 acknowledge_hours = 72
@@ -120,7 +129,7 @@ public_key = {q(public_key.text)}
 # area = "Bangui"
 # name = "Health centre"
 # contact = "+236 ..."
-# services = "medical, counselling"
+# services = {{ en = "medical care, counselling", fr = "soins, écoute" }}
 """
 
 

@@ -6,6 +6,8 @@ import json
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from intake import crypto, receipts, store
 from intake import envelope as fmt
@@ -245,3 +247,19 @@ def test_unknown_language_is_not_found(client: FlaskClient) -> None:
 def test_root_follows_accept_language(client: FlaskClient) -> None:
     assert client.get("/", headers={"Accept-Language": "ar,en;q=0.5"}).headers["Location"] == "/ar/"
     assert client.get("/", headers={"Accept-Language": "de"}).headers["Location"] == "/en/"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(
+    st.binary(max_size=2048),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+                 max_leaves=20).map(lambda v: json.dumps(v).encode()),
+    st.integers(min_value=1, max_value=5000).map(lambda n: b"[" * n + b"]" * n),
+    st.integers(min_value=1, max_value=200_000).map(lambda n: b"[" * n),
+))
+def test_any_api_body_gets_a_clear_answer_and_stores_nothing(client: FlaskClient, instance: Created, body: bytes) -> None:
+    response = client.post("/api/reports", data=body, content_type="application/json")
+    assert 400 <= response.status_code < 500
+    assert response.get_json()["error"] in {"bad_request", "too_large", "malformed_envelope"}
+    assert _count(instance) == 0

@@ -11,6 +11,7 @@ from intake.cli import main
 from intake.instance import render_config
 from intake.receipts import HashParams
 
+LOCALISED = {"contact"}
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
 
@@ -18,7 +19,8 @@ DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
 def _keys(table: dict[str, object], prefix: str = "") -> set[str]:
     keys = set()
     for name, value in table.items():
-        if isinstance(value, dict):
+        # A table of language = text is one setting, not a section.
+        if isinstance(value, dict) and name not in LOCALISED:
             keys |= _keys(value, f"{prefix}{name}.")
         else:
             keys.add(prefix + name)

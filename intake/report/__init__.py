@@ -9,6 +9,7 @@ from __future__ import annotations
 import binascii
 import json
 import os
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -23,7 +24,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_datetime
+from flask_babel import format_date, format_time
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -47,7 +48,7 @@ ERRORS = {
     "malformed_envelope": _l("The locked report was damaged on the way. Please send it again."),
     "unsupported_version": _l("This page is out of date. Reload it and send your report again."),
     "unknown_key": _l(
-        "The report was locked for a key this organisation does not use. Reload the page and "
+        "The report was locked with a key this organisation does not use. Reload the page and "
         "send it again."
     ),
     "invalid_receipt_code": _l("The receipt code is not valid."),
@@ -160,11 +161,17 @@ def submit_form() -> tuple[str, int] | str:
 @bp.post("/api/reports")
 def submit_api() -> tuple[Response, int]:
     """Envelopes sealed on the device. JSON in, JSON out; nothing stored unless 201."""
+    if request.mimetype != "application/json":
+        return _api_error("bad_request", 400)
     try:
-        body = request.get_json(silent=True)
+        body = json.loads(request.get_data(cache=False))
     except RequestEntityTooLarge:
         return _api_error("too_large", 413)
-    if request.mimetype != "application/json" or not isinstance(body, dict):
+    except (ValueError, RecursionError):
+        # RecursionError: a body of 100,000 "[" is valid UTF-8 and hostile; it must get
+        # a 400 like any other malformed body, not a 500.
+        return _api_error("bad_request", 400)
+    if not isinstance(body, dict):
         return _api_error("bad_request", 400)
     envelope_text, code, lang = body.get("envelope"), body.get("receipt_code"), body.get("language")
     if not isinstance(envelope_text, str) or not isinstance(code, str) or not isinstance(lang, str):
@@ -196,13 +203,18 @@ def status() -> tuple[str, int] | str:
     if view is None:
         return render_template("report/status.html", result=None, typed=typed, not_found=True), 404
     events = [
-        {"when": format_datetime(e.at, "medium"), "status": _status_name(e.status)}
+        {"when": _when(e.at), "status": _status_name(e.status)}
         for e in view.events
     ]
     return render_template(
         "report/status.html", typed="",
         result={"status": _status_name(view.status), "events": events},
     )
+
+
+def _when(moment: datetime) -> str:
+    # Date and hour:minute in the instance's time zone; times are stored to the minute.
+    return f"{format_date(moment, 'long')}, {format_time(moment, 'short')}"
 
 
 def _status_name(status: str) -> str:

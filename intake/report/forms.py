@@ -45,7 +45,9 @@ def _real_date(form: Any, field: Any) -> None:
         try:
             date.fromisoformat(field.data)
         except ValueError:
-            raise ValidationError(_l("Please give the date as year-month-day.")) from None
+            raise ValidationError(
+                _l("Please give the date as year-month-day, for example 2025-03-14.")
+            ) from None
 
 
 class ReportForm(FlaskForm):
@@ -81,7 +83,8 @@ class ReportForm(FlaskForm):
     )
     when_date = StringField(_l("On what date?"), validators=[Optional(), _real_date])
     when_period = StringField(
-        _l("Or about when?"), description=_l("For example: last rainy season, two months ago."),
+        _l("Or roughly when, if you don't know the date?"),
+        description=_l("For example: last rainy season, two months ago."),
         validators=[Optional(), Length(max=SHORT)],
     )
     country = StringField(_l("Country"), validators=[Optional(), Length(max=SHORT)])
@@ -92,7 +95,7 @@ class ReportForm(FlaskForm):
         _l("Who did it?"),
         choices=_choices([
             ("soldier", _l("A soldier")), ("police", _l("A police officer")),
-            ("civilian", _l("Someone working for the UN who is not a soldier or police")),
+            ("civilian", _l("Someone working for the UN who is not a soldier or police officer")),
             ("unknown", _l("I don't know")),
         ]),
         validators=[Optional()],
@@ -117,7 +120,7 @@ class ReportForm(FlaskForm):
             ("medical", _l("A doctor or nurse")),
             ("counselling", _l("Someone to talk to")),
             ("safety", _l("Help to be safe")),
-            ("legal", _l("Legal advice")),
+            ("legal", _l("Advice about my rights")),
             ("material", _l("Food, shelter or money")),
         ]),
         validators=[Optional()],
@@ -134,8 +137,8 @@ class ReportForm(FlaskForm):
         _l("When is it safe to contact you?"), validators=[Optional(), Length(max=SHORT)]
     )
     consent_refer = RadioField(
-        _l("May we ask a support service to help you?"), choices=CONSENT, default="no",
-        validators=[Optional()],
+        _l("May we tell a support service about you, so that it can help you?"),
+        choices=CONSENT, default="no", validators=[Optional()],
     )
     consent_share = RadioField(
         _l("May we give your report to people who investigate?"), choices=CONSENT,

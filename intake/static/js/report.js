@@ -50,7 +50,15 @@ async function send(statusBox) {
   if (!pending || pending.text !== text) {
     say(statusBox, t('sealing'), false);
     var recipients = data.keys.map(function (k) { return { publicKey: fromBase64url(k) }; });
-    var envelope = await seal(payload, recipients);
+    var envelope;
+    try {
+      envelope = await seal(payload, recipients);
+    } catch (e) {
+      // WebCrypto is there but cannot seal (an old engine without P-256, say): take the
+      // path of browsers without it, where the server seals at once (SECURITY.md).
+      form.submit();
+      return;
+    }
     pending = { text: text, envelope: toBase64url(envelope), code: newCode() };
   }
   say(statusBox, t('sending'), false);

@@ -1,0 +1,76 @@
+"""Loading an instance's configuration: typed values, clear sentences for every mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from intake.config import ConfigError, LocalText, load
+from intake.instance import Created
+
+
+def _edit(created: Created, old: str, new: str) -> Path:
+    path = created.config.instance_dir / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return created.config.instance_dir
+
+
+def test_local_text_falls_back_to_the_default_language() -> None:
+    text = LocalText.parse({"en": "Hello", "fr": "Bonjour"})
+    assert text.get("fr", "en") == "Bonjour"
+    assert text.get("ar", "en") == "Hello"
+    assert LocalText.parse("Same for all").get("ar", "en") == "Same for all"
+    assert LocalText.parse("").get("fr", "en") == ""
+    with pytest.raises(ValueError):
+        LocalText.parse(["not", "text"])
+
+
+def test_information_page_shows_the_contact_text_in_the_page_language(client: FlaskClient) -> None:
+    assert "centre de santé le plus proche" in client.get("/fr/about").get_data(as_text=True)
+    assert "أقرب مركز صحي" in client.get("/ar/about").get_data(as_text=True)
+
+
+def test_referrals_are_listed_in_the_page_language(instance: Created) -> None:
+    folder = _edit(instance, "# [[referrals]]", '[[referrals]]\narea = "Bria"\nname = "Clinique"\ncontact = "+236 000"\nservices = { en = "medical care", fr = "soins" }\n# [[x]]')
+    from intake import create_app
+
+    client = create_app(load(folder, environ={})).test_client()
+    page = client.get("/fr/about").get_data(as_text=True)
+    assert "Clinique" in page and "soins" in page and "medical care" not in page
+
+
+def test_unknown_time_zone_is_one_clear_sentence(instance: Created) -> None:
+    folder = _edit(instance, 'timezone = "UTC"', 'timezone = "Mars/Olympus"')
+    with pytest.raises(ConfigError, match="not an IANA time zone"):
+        load(folder, environ={})
+
+
+def test_unknown_language_is_refused(instance: Created) -> None:
+    folder = _edit(instance, 'languages = ["en", "fr", "ar"]', 'languages = ["en", "xx"]')
+    with pytest.raises(ConfigError, match="languages must be some of"):
+        load(folder, environ={})
+
+
+def test_missing_secret_file_says_what_to_do(instance: Created) -> None:
+    (instance.config.instance_dir / "pepper.key").unlink()
+    with pytest.raises(ConfigError, match="restore it from your backup"):
+        load(instance.config.instance_dir, environ={})
+
+
+def test_database_key_from_the_environment(instance: Created) -> None:
+    folder = instance.config.instance_dir
+    key = (folder / "db.key").read_text().strip()
+    (folder / "db.key").unlink()
+    assert load(folder, environ={"INTAKE_DB_KEY": key}).db_key == bytes.fromhex(key)
+    with pytest.raises(ConfigError, match="64 hexadecimal digits"):
+        load(folder, environ={"INTAKE_DB_KEY": "abc"})
+
+
+def test_secrets_stay_out_of_the_repr(instance: Created) -> None:
+    shown = repr(instance.config)
+    for secret in (instance.config.db_key, instance.config.pepper, instance.config.session_key):
+        assert secret.hex() not in shown and repr(secret) not in shown
