@@ -145,7 +145,7 @@ def _store(
                 receipt_hash=digest, envelope=data,
             ),
         )
-    except store.DuplicateReport:
-        raise Rejected("already_received") from None
+    except store.ReplayedEnvelope:
+        raise Rejected("replayed_envelope") from None
     except store.ReportConflict:
         raise Rejected("report_id_conflict") from None

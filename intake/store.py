@@ -29,8 +29,8 @@ class StoreError(Exception):
     """The database cannot be used; the message says what to do."""
 
 
-class DuplicateReport(Exception):
-    """This exact envelope was stored before (a retry)."""
+class ReplayedEnvelope(Exception):
+    """This envelope was stored before under another receipt code: a replay, not a retry."""
 
 
 class ReportConflict(Exception):
@@ -179,17 +179,26 @@ def check_hash_params(conn: Connection, params: HashParams) -> None:
         )
 
 
-def insert_report(conn: Connection, report: NewReport) -> None:
-    """Store a report and its first event atomically, exactly once."""
+def insert_report(conn: Connection, report: NewReport) -> bool:
+    """Store a report and its first event atomically, exactly once.
+
+    Returns True when stored now, False when this very submission (same envelope, same
+    receipt code) was stored before: a retry after a lost answer, which changes nothing.
+    """
     digest = hashlib.sha256(report.envelope).digest()
     at = _minute(report.received_at)
     conn.execute("BEGIN IMMEDIATE")
     try:
         row = conn.execute(
-            "SELECT envelope_sha256 FROM reports WHERE id = ?", (report.report_id,)
+            "SELECT envelope_sha256, receipt_hash FROM reports WHERE id = ?", (report.report_id,)
         ).fetchone()
         if row is not None:
-            raise DuplicateReport() if row[0] == digest else ReportConflict()
+            conn.execute("ROLLBACK")
+            if row[0] != digest:
+                raise ReportConflict()
+            if row[1] != report.receipt_hash:
+                raise ReplayedEnvelope()
+            return False
         try:
             conn.execute(
                 "INSERT INTO reports (id, received_at, channel, language, schema_version,"
@@ -210,8 +219,10 @@ def insert_report(conn: Connection, report: NewReport) -> None:
         )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
+    return True
 
 
 def find_by_receipt(conn: Connection, receipt_hash: bytes) -> StatusView | None:

@@ -110,11 +110,20 @@ def test_oversize_envelope_is_refused_before_it_is_read(client: FlaskClient, ins
     assert _count(instance) == 0
 
 
-def test_replayed_envelope_is_recognised_and_stored_once(client: FlaskClient, instance: Created) -> None:
+def test_a_retry_gets_the_first_answer_and_is_stored_once(client: FlaskClient, instance: Created) -> None:
     data, code = _envelope(instance), receipts.new_code()
-    assert _post(client, data, code).status_code == 201
-    again = _post(client, data, code)
-    assert again.status_code == 409 and again.get_json()["error"] == "already_received"
+    first = _post(client, data, code)
+    assert first.status_code == 201
+    again = _post(client, data, receipts.display(code))
+    assert (again.status_code, again.get_json()) == (201, first.get_json())
+    assert _count(instance) == 1
+
+
+def test_a_replayed_envelope_under_another_code_is_refused(client: FlaskClient, instance: Created) -> None:
+    data = _envelope(instance)
+    assert _post(client, data).status_code == 201
+    replay = _post(client, data, receipts.new_code())
+    assert replay.status_code == 409 and replay.get_json()["error"] == "replayed_envelope"
     assert _count(instance) == 1
 
 

@@ -203,12 +203,21 @@ def _assert_refused(
     assert _counts(conn) == (before[0] + 1, before[1] + 1)
 
 
-def test_the_same_envelope_again_is_a_duplicate(conn: store.Connection) -> None:
+def test_the_same_submission_again_is_a_retry_that_changes_nothing(conn: store.Connection) -> None:
+    first = _report()
+    assert store.insert_report(conn, first) is True
+    before = _counts(conn)
+    assert store.insert_report(conn, first) is False
+    later = replace(first, received_at=RECEIVED + timedelta(hours=1))
+    assert store.insert_report(conn, later) is False
+    assert _counts(conn) == before
+    assert not conn.in_transaction
+
+
+def test_the_same_envelope_under_another_receipt_code_is_a_replay(conn: store.Connection) -> None:
     first = _report()
     store.insert_report(conn, first)
-    _assert_refused(conn, first, store.DuplicateReport)
-    later = replace(first, received_at=RECEIVED + timedelta(hours=1))
-    _assert_refused(conn, later, store.DuplicateReport)
+    _assert_refused(conn, replace(first, receipt_hash=os.urandom(32)), store.ReplayedEnvelope)
 
 
 def test_another_envelope_with_the_same_id_is_a_conflict(conn: store.Connection) -> None:

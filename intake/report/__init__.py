@@ -52,7 +52,7 @@ ERRORS = {
         "send it again."
     ),
     "invalid_receipt_code": _l("The receipt code is not valid."),
-    "already_received": _l("This report was already received. You do not need to send it again."),
+    "replayed_envelope": _l("This report was already received. You do not need to send it again."),
     "report_id_conflict": _l("This report could not be stored. Reload the page and send it again."),
 }
 STATUS_NAMES = {
@@ -150,7 +150,7 @@ def submit_form() -> tuple[str, int] | str:
             language=lang, report_id=report_id,
         )
     except reports.Rejected as exc:
-        if exc.code in ("already_received", "report_id_conflict") and report_id:
+        if exc.code in ("replayed_envelope", "report_id_conflict") and report_id:
             return render_template("report/already.html"), 409
         raise
     return render_template(
@@ -185,7 +185,7 @@ def submit_api() -> tuple[Response, int]:
             get_db(), _config(), data=data, receipt_code=code, language=lang
         )
     except reports.Rejected as exc:
-        status = {"too_large": 413, "already_received": 409, "report_id_conflict": 409}
+        status = {"too_large": 413, "replayed_envelope": 409, "report_id_conflict": 409}
         return _api_error(exc.code, status.get(exc.code, 422))
     return jsonify(report_id=accepted.report_id), 201
 

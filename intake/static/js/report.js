@@ -72,7 +72,8 @@ async function send(statusBox) {
   });
   var answer = {};
   try { answer = await response.json(); } catch (e) { answer = {}; }
-  if (response.status === 201 || answer.error === 'already_received') {
+  // 201 also answers a retry of this very envelope and code (the first answer was lost).
+  if (response.status === 201) {
     showReceipt(pending.code);
     return;
   }
