@@ -24,7 +24,7 @@ def create_app(config: Config) -> Flask:
     _check_store(config)
 
     from intake.report import bp as report_bp
-    from intake.report import submit_api
+    from intake.report.api import enrol_api, submit_api
 
     app.register_blueprint(report_bp)
     # The submission API takes no CSRF token, on purpose: it accepts only application/json
@@ -32,6 +32,9 @@ def create_app(config: Config) -> Flask:
     # carries no ambient authority (anyone may file a report), and a report queued offline
     # must still be accepted after the session cookie that a token would need is gone.
     csrf.exempt(submit_api)
+    # Enrolment is a one-time code exchange from the tablet's script: the code itself is
+    # the proof, and the JSON-only rule above applies here too.
+    csrf.exempt(enrol_api)
     app.teardown_appcontext(_close_db)
     return app
 

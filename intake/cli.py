@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from intake import crypto, store
+from intake import crypto, focal, reports, store
 from intake import instance as instance_mod
 from intake.config import Config, ConfigError, load
 
@@ -184,6 +184,89 @@ def decrypt(obj: Ctx, key_file: Path, passphrase_file: Path | None, out_dir: Pat
         click.echo(f"{len(documents)} report(s) written to {out_dir}", err=True)
     if failures:
         raise click.ClickException(f"{failures} report(s) could not be opened with this key.")
+
+
+@main.group("focal")
+def focal_group() -> None:
+    """Focal points: shared tablets that collect reports in the field."""
+
+
+def _open_store(obj: Ctx) -> tuple[Config, store.Connection]:
+    config = obj.config()
+    try:
+        conn = store.connect(config.db_path, config.db_key)
+        store.migrate(conn)
+    except store.StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    return config, conn
+
+
+@focal_group.command("add")
+@click.argument("name")
+@click.pass_obj
+def focal_add(obj: Ctx, name: str) -> None:
+    """Register a focal point and print its one-time enrolment code."""
+    _, conn = _open_store(obj)
+    try:
+        point, code = focal.add(conn, name, now=reports.utcnow())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        conn.close()
+    click.echo(f"Focal point {point.id} ({point.name}) registered. On its tablet, open "
+               "/<language>/focal and enter this code within 7 days; it works once:")
+    click.echo(code)
+
+
+@focal_group.command("list")
+@click.pass_obj
+def focal_list(obj: Ctx) -> None:
+    """List focal points and their state."""
+    _, conn = _open_store(obj)
+    try:
+        points = focal.all_points(conn)
+    finally:
+        conn.close()
+    for point in points:
+        state = "revoked" if point.revoked else "enrolled" if point.enrolled else "waiting"
+        click.echo(f"{point.id}  {state:8}  {point.name}")
+
+
+@focal_group.command("revoke")
+@click.argument("focal_id")
+@click.pass_obj
+def focal_revoke(obj: Ctx, focal_id: str) -> None:
+    """Refuse every later report signed by this focal point's tablet."""
+    _, conn = _open_store(obj)
+    try:
+        done = focal.revoke(conn, focal_id, now=reports.utcnow())
+    finally:
+        conn.close()
+    if not done:
+        raise click.ClickException(f"No active focal point with id {focal_id}.")
+    click.echo(f"Focal point {focal_id} revoked.")
+
+
+@main.command("import")
+@click.argument("queue_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def import_queue(obj: Ctx, queue_file: Path) -> None:
+    """Store the reports of a queue file exported by a tablet that could not get online."""
+    config, conn = _open_store(obj)
+    try:
+        result = reports.import_queue(conn, config, queue_file.read_bytes())
+    except reports.Rejected as exc:
+        raise click.ClickException(
+            f"{queue_file} is not an intake queue file ({exc.code})."
+        ) from None
+    finally:
+        conn.close()
+    click.echo(f"{result.stored} stored, {result.already} already there, "
+               f"{len(result.refused)} refused.")
+    for index, code in result.refused:
+        click.echo(f"  item {index + 1}: refused ({code})", err=True)
+    if result.refused:
+        raise SystemExit(1)
 
 
 @main.command()

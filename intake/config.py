@@ -9,6 +9,7 @@ An instance folder holds:
     db.key          64 hex digits: the raw SQLCipher key (or INTAKE_DB_KEY)
     pepper.key      64 hex digits: the receipt-code pepper
     session.key     64 hex digits: Flask's signing key for the CSRF session cookie
+    receipt.key     hex PKCS#8: the receipt key, which opens receipt codes sealed on devices
     intake.db       the SQLCipher database (with -wal and -shm beside it)
 """
 
@@ -22,15 +23,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from intake.crypto import InvalidPublicKey, PublicKey
+from intake.crypto import InvalidPublicKey, PrivateKey, PublicKey, private_key_from_hex
 from intake.receipts import HashParams
 
 CONFIG_FILE = "config.toml"
 DB_KEY_FILE = "db.key"
 PEPPER_FILE = "pepper.key"
 SESSION_KEY_FILE = "session.key"
+RECEIPT_KEY_FILE = "receipt.key"
 DB_FILE = "intake.db"
-SECRET_FILES = (DB_KEY_FILE, PEPPER_FILE, SESSION_KEY_FILE)
 
 # Languages with complete catalogues; config may enable a subset.
 AVAILABLE_LANGUAGES = ("en", "fr", "ar")
@@ -105,9 +106,18 @@ class Config:
     # Off only for a demo or test served over plain http on 127.0.0.1.
     secure_cookies: bool = True
     timezone: str = "UTC"
+    # A focal point's tablet empties its form after this many minutes without input.
+    focal_idle_minutes: int = 5
     db_key: bytes = field(default=b"", repr=False)
     pepper: bytes = field(default=b"", repr=False)
     session_key: bytes = field(default=b"", repr=False)
+    receipt_key: PrivateKey | None = field(default=None, repr=False)
+
+    @property
+    def receipt_public_key(self) -> PublicKey:
+        if self.receipt_key is None:
+            raise ConfigError("This instance has no receipt key (receipt.key).")
+        return self.receipt_key.public_key
 
     @property
     def db_path(self) -> Path:
@@ -166,10 +176,22 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         receipt_hash=HashParams(**raw.get("receipt_hash", {})),
         secure_cookies=bool(raw.get("secure_cookies", True)),
         timezone=_timezone(str(raw.get("timezone", "UTC"))),
+        focal_idle_minutes=int(raw.get("focal_idle_minutes", 5)),
         db_key=_key_bytes(db_key_hex, "the database key (db.key or INTAKE_DB_KEY)"),
         pepper=_key_bytes(_read_secret(instance_dir, PEPPER_FILE), PEPPER_FILE),
         session_key=_key_bytes(_read_secret(instance_dir, SESSION_KEY_FILE), SESSION_KEY_FILE),
+        receipt_key=_receipt_key(_read_secret(instance_dir, RECEIPT_KEY_FILE)),
     )
+
+
+def _receipt_key(text: str) -> PrivateKey:
+    try:
+        return private_key_from_hex(text)
+    except InvalidPublicKey:
+        raise ConfigError(
+            f"{RECEIPT_KEY_FILE} is damaged: restore it from your backup. Without it, "
+            "reports queued offline on devices cannot be accepted."
+        ) from None
 
 
 def _timezone(name: str) -> str:

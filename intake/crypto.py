@@ -17,9 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hpke, serialization
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from intake import envelope as fmt
@@ -59,6 +63,14 @@ class KeyFileError(CryptoError):
 
 class WeakPassphrase(CryptoError):
     """The passphrase is too short to protect a private key."""
+
+
+class ReceiptOpenError(CryptoError):
+    """A sealed receipt could not be opened: wrong report, wrong key, damaged or malformed."""
+
+
+class SignatureInvalid(CryptoError):
+    """A focal-point signature does not verify, or the key or signature is malformed."""
 
 
 @dataclass(frozen=True)
@@ -291,6 +303,78 @@ def read_key_file(data: bytes, passphrase: str) -> PrivateKey:
     if key.public_key != public:
         raise KeyFileError("the key file's private key does not match its public key")
     return key
+
+
+RECEIPT_INFO_LABEL = b"intake-receipt-v1"
+FOCAL_SIGNATURE_LABEL = b"intake-focal-v1"
+
+
+def seal_receipt(code: str, language: str, *, report_id: bytes, key: PublicKey) -> bytes:
+    """Seal a receipt code and language to the instance's receipt key (Formats 7)."""
+    plaintext = (code + language).encode("ascii")
+    return _SUITE.encrypt(plaintext, _load_point(key.raw), info=RECEIPT_INFO_LABEL + report_id)
+
+
+def open_receipt(sealed: bytes, *, report_id: bytes, key: PrivateKey) -> tuple[str, str]:
+    """Open a sealed receipt: returns (code as typed digits, language). Shape checks of the
+    code itself are the caller's (receipts.normalise)."""
+    if not fmt.ENC_LEN + 1 + 16 <= len(sealed) <= fmt.ENC_LEN + 16 + 8 + 16:
+        raise ReceiptOpenError("a sealed receipt has the wrong length")
+    try:
+        plaintext = _SUITE.decrypt(sealed, key._key, info=RECEIPT_INFO_LABEL + report_id)
+        text = plaintext.decode("ascii")
+    except (InvalidTag, ValueError) as exc:
+        raise ReceiptOpenError("the sealed receipt could not be opened") from exc
+    code, language = text[:16], text[16:]
+    if not (code.isdigit() and language.isalpha() and 1 <= len(language) <= 8):
+        raise ReceiptOpenError("the sealed receipt does not hold a code and a language")
+    return code, language
+
+
+def focal_message(envelope: bytes, receipt_field: bytes) -> bytes:
+    """What a focal-point tablet signs for one submission (Formats 8)."""
+    return (
+        FOCAL_SIGNATURE_LABEL
+        + hashlib.sha256(envelope).digest()
+        + hashlib.sha256(receipt_field).digest()
+    )
+
+
+def verify_focal_signature(public_key: bytes, signature: bytes, message: bytes) -> None:
+    """Check an ECDSA P-256 SHA-256 signature in IEEE P1363 form (r || s, 64 bytes)."""
+    if len(signature) != 64:
+        raise SignatureInvalid("a signature is 64 bytes")
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    try:
+        _load_point(public_key).verify(
+            encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256())
+        )
+    except (InvalidSignature, InvalidPublicKey, ValueError) as exc:
+        raise SignatureInvalid("the focal-point signature does not verify") from exc
+
+
+def sign_focal(key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
+    """Sign as a tablet does (tests and tools; tablets sign in WebCrypto)."""
+    r, s = decode_dss_signature(key.sign(message, ec.ECDSA(hashes.SHA256())))
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def private_key_to_hex(key: PrivateKey) -> str:
+    """PKCS#8 DER as hex: how the instance keeps its receipt key (never an officer key)."""
+    return key._key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).hex()
+
+
+def private_key_from_hex(text: str) -> PrivateKey:
+    try:
+        loaded = serialization.load_der_private_key(bytes.fromhex(text), password=None)
+    except ValueError as exc:
+        raise InvalidPublicKey("not a PKCS#8 private key in hex") from exc
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise InvalidPublicKey("not an elliptic-curve key")
+    return PrivateKey(loaded)
 
 
 def fingerprint(key_id: bytes) -> str:

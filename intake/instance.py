@@ -13,6 +13,7 @@ from intake.config import (
     CONFIG_FILE,
     DB_KEY_FILE,
     PEPPER_FILE,
+    RECEIPT_KEY_FILE,
     SESSION_KEY_FILE,
     Config,
     load,
@@ -57,6 +58,8 @@ def create(
     instance_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     for name in (DB_KEY_FILE, PEPPER_FILE, SESSION_KEY_FILE):
         _write_private(instance_dir / name, rng(32).hex() + "\n")
+    receipt_key = crypto.generate_private_key()
+    _write_private(instance_dir / RECEIPT_KEY_FILE, crypto.private_key_to_hex(receipt_key) + "\n")
     (instance_dir / CONFIG_FILE).write_text(
         render_config(
             organisation=organisation, languages=languages, public_key=key.public_key,
@@ -95,6 +98,8 @@ organisation = {q(organisation)}
 languages = [{", ".join(q(lang) for lang in languages)}]
 # Times on the status page are shown in this time zone (an IANA name).
 timezone = "UTC"
+# A focal point's shared tablet empties its form after this many idle minutes.
+focal_idle_minutes = 5
 # Keep true in production (HTTPS). False only for a demo or test on http://127.0.0.1.
 secure_cookies = {str(secure_cookies).lower()}
 

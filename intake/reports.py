@@ -6,12 +6,13 @@ what it needs (connection, config, clock) as arguments.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from intake import crypto, receipts, store
+from intake import crypto, focal, receipts, store
 from intake import envelope as fmt
 from intake.config import Config
 
@@ -33,6 +34,7 @@ class Rejected(Exception):
 @dataclass(frozen=True)
 class Accepted:
     report_id: str
+    created: bool = True  # False for a retry of a submission stored before
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,91 @@ def check_envelope(data: bytes, config: Config) -> fmt.Envelope:
     return env
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One submission body (SECURITY.md, Formats 6), decoded but not yet checked."""
+
+    envelope: bytes
+    receipt_code: str | None = None  # as typed on the device, sent over TLS
+    sealed_receipt: bytes | None = None  # from an offline queue (Formats 7)
+    language: str | None = None
+    focal_point: str | None = None
+    signature: bytes | None = None
+
+    @property
+    def receipt_field(self) -> bytes:
+        """The bytes a focal point's signature covers for the receipt (Formats 8)."""
+        if self.sealed_receipt is not None:
+            return self.sealed_receipt
+        return (self.receipt_code or "").encode("utf-8")
+
+
+def parse_submission(body: object) -> Submission:
+    """Decode a JSON body's members; any wrong type or encoding is Rejected("bad_request")."""
+    if not isinstance(body, dict):
+        raise Rejected("bad_request")
+    text = {k: v for k, v in body.items() if isinstance(v, str)}
+    if set(text) != set(body) or "envelope" not in text:
+        raise Rejected("bad_request")
+    if ("receipt_code" in text) == ("sealed_receipt" in text):
+        raise Rejected("bad_request")
+    if ("focal_point" in text) != ("signature" in text):
+        raise Rejected("bad_request")
+    try:
+        envelope = crypto.b64decode(text["envelope"])
+    except ValueError:
+        raise Rejected("malformed_envelope") from None
+    try:
+        sealed = crypto.b64decode(text["sealed_receipt"]) if "sealed_receipt" in text else None
+        signature = crypto.b64decode(text["signature"]) if "signature" in text else None
+    except ValueError:
+        raise Rejected("bad_request") from None
+    return Submission(
+        envelope=envelope, receipt_code=text.get("receipt_code"), sealed_receipt=sealed,
+        language=text.get("language"), focal_point=text.get("focal_point"), signature=signature,
+    )
+
+
+def accept(
+    conn: store.Connection, config: Config, submission: Submission, *, now: Clock = utcnow
+) -> Accepted:
+    """Store an envelope sealed on a device. Raises Rejected; stores nothing then.
+
+    Cheap checks come first (shape, receipt, signature), the argon2id hash last.
+    """
+    data = submission.envelope
+    env = check_envelope(data, config)
+    if env.server_sealed:
+        # Only the server may say it sealed a report; a device claiming so is lying.
+        raise Rejected("malformed_envelope")
+    typed, language = submission.receipt_code, submission.language
+    if submission.sealed_receipt is not None:
+        try:
+            if config.receipt_key is None:
+                raise crypto.ReceiptOpenError("this instance has no receipt key")
+            typed, language = crypto.open_receipt(
+                submission.sealed_receipt, report_id=env.report_id, key=config.receipt_key
+            )
+        except crypto.ReceiptOpenError:
+            raise Rejected("invalid_receipt_code") from None
+    try:
+        code = receipts.normalise(typed or "")
+    except receipts.ReceiptCodeInvalid:
+        raise Rejected("invalid_receipt_code") from None
+    if language not in config.languages:
+        language = config.default_language
+    channel = "web"
+    if submission.focal_point is not None and submission.signature is not None:
+        message = crypto.focal_message(data, submission.receipt_field)
+        try:
+            point = focal.verify(conn, submission.focal_point, submission.signature, message)
+        except focal.FocalPointInvalid:
+            raise Rejected("focal_point_invalid") from None
+        channel = point.channel
+    created = _store(conn, config, env, data, code, language, channel, "device", now)
+    return Accepted(env.report_id_hex, created)
+
+
 def accept_envelope(
     conn: store.Connection,
     config: Config,
@@ -65,22 +152,12 @@ def accept_envelope(
     data: bytes,
     receipt_code: str,
     language: str,
-    channel: str = "web",
     now: Clock = utcnow,
 ) -> Accepted:
-    """Store an envelope sealed on the device. Raises Rejected; stores nothing then."""
-    env = check_envelope(data, config)
-    if env.server_sealed:
-        # Only the server may say it sealed a report; a device claiming so is lying.
-        raise Rejected("malformed_envelope")
-    try:
-        code = receipts.normalise(receipt_code)
-    except receipts.ReceiptCodeInvalid:
-        raise Rejected("invalid_receipt_code") from None
-    if language not in config.languages:
-        language = config.default_language
-    _store(conn, config, env, data, code, language, channel, "device", now)
-    return Accepted(env.report_id_hex)
+    """Shorthand for an online submission with a plain receipt code."""
+    return accept(
+        conn, config, Submission(data, receipt_code=receipt_code, language=language), now=now
+    )
 
 
 def seal_on_server(
@@ -105,6 +182,41 @@ def seal_on_server(
     env = fmt.parse(data, max_size=max(len(data), config.limits.max_envelope_bytes))
     _store(conn, config, env, data, code, language, "web", "server", now)
     return ServerReceipt(env.report_id_hex, code)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    stored: int
+    already: int
+    refused: tuple[tuple[int, str], ...]  # (item index, error code)
+
+
+def import_queue(
+    conn: store.Connection, config: Config, data: bytes, *, now: Clock = utcnow
+) -> ImportResult:
+    """Submit every item of a queue file (SECURITY.md, Formats 9) as the API would."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise Rejected("bad_request") from None
+    if not isinstance(document, dict) or (
+        document.get("format"), document.get("version")) != ("intake-queue", 1
+    ) or not isinstance(document.get("items"), list):
+        raise Rejected("bad_request")
+    stored = already = 0
+    refused: list[tuple[int, str]] = []
+    for index, item in enumerate(document["items"]):
+        try:
+            submission = parse_submission(item)
+            if submission.sealed_receipt is None:
+                raise Rejected("bad_request")
+            if accept(conn, config, submission, now=now).created:
+                stored += 1
+            else:
+                already += 1
+        except Rejected as exc:
+            refused.append((index, exc.code))
+    return ImportResult(stored, already, tuple(refused))
 
 
 def find_status(conn: store.Connection, config: Config, typed_code: str) -> store.StatusView | None:
@@ -134,10 +246,10 @@ def _store(
     channel: str,
     sealed_by: str,
     now: Clock,
-) -> None:
+) -> bool:
     digest = receipts.lookup_hash(code, pepper=config.pepper, params=config.receipt_hash)
     try:
-        store.insert_report(
+        return store.insert_report(
             conn,
             store.NewReport(
                 report_id=env.report_id_hex, received_at=now(), channel=channel,

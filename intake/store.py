@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,8 +98,22 @@ _MIGRATION_1 = """
         CREATE INDEX report_events_report ON report_events (report_id, at);
 """
 
+# Focal points: shared tablets that enrol once and sign what they submit (Formats 8).
+_MIGRATION_2 = """
+        CREATE TABLE focal_points (
+            id TEXT PRIMARY KEY,             -- 8 hex digits, random
+            name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            enrolment_hash BLOB UNIQUE,      -- SHA-256 of the one-time code; NULL once used
+            enrolment_expires_at TEXT,
+            public_key BLOB,                 -- the tablet's ECDSA P-256 key, from enrolment
+            enrolled_at TEXT,
+            revoked_at TEXT
+        );
+"""
+
 # Append only: a migration that has shipped is never edited. Each has its own test.
-MIGRATIONS: Sequence[str] = (_MIGRATION_1,)
+MIGRATIONS: Sequence[str] = (_MIGRATION_1, _MIGRATION_2)
 
 
 def connect(path: Path, key: bytes) -> Connection:
@@ -131,6 +146,24 @@ def connect(path: Path, key: bytes) -> Connection:
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA busy_timeout = 10000")
     return conn
+
+
+@contextmanager
+def transaction(conn: Connection) -> Iterator[Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception.
+
+    Connections run in autocommit mode (isolation_level=None), so `with conn:` would not
+    open a transaction; this does, and takes the write lock at once so that two workers
+    reading then writing the same row cannot interleave.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def schema_version(conn: Connection) -> int:
@@ -187,13 +220,11 @@ def insert_report(conn: Connection, report: NewReport) -> bool:
     """
     digest = hashlib.sha256(report.envelope).digest()
     at = _minute(report.received_at)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         row = conn.execute(
             "SELECT envelope_sha256, receipt_hash FROM reports WHERE id = ?", (report.report_id,)
         ).fetchone()
         if row is not None:
-            conn.execute("ROLLBACK")
             if row[0] != digest:
                 raise ReportConflict()
             if row[1] != report.receipt_hash:
@@ -217,11 +248,6 @@ def insert_report(conn: Connection, report: NewReport) -> bool:
             "INSERT INTO report_events (report_id, at, status) VALUES (?, ?, 'received')",
             (report.report_id, at),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return True
 
 

@@ -68,7 +68,7 @@ def _bad_bodies(instance: Created) -> dict[str, tuple[object, int, str]]:
     bad_point[fmt.PREFIX_LEN + fmt.KEY_ID_LEN + 5] ^= 0xFF
     return {
         "not json": ("not json at all", 400, "bad_request"),
-        "not base64": ({"envelope": "@@@@", "receipt_code": receipts.new_code(), "language": "en"}, 400, "malformed_envelope"),
+        "not base64": ({"envelope": "@@@@", "receipt_code": receipts.new_code(), "language": "en"}, 422, "malformed_envelope"),
         "truncated": (good[:-1], 422, "malformed_envelope"),
         "header only": (good[: fmt.PREFIX_LEN + fmt.ENTRY_LEN], 422, "malformed_envelope"),
         "wrong magic": (b"XXXX" + good[4:], 422, "malformed_envelope"),

@@ -113,7 +113,7 @@ def test_wrong_database_key_stops_start_up(runner: CliRunner, instance, tmp_path
 
 
 def test_every_command_has_help(runner: CliRunner) -> None:
-    for command in ("init", "serve", "decrypt", "demo"):
+    for command in ("init", "serve", "decrypt", "demo", "focal", "import"):
         result = runner.invoke(main, [command, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output
 

@@ -37,6 +37,17 @@ SCHEMAS: dict[int, dict[str, object]] = {
         },
         "indexes": {"reports_received_at", "report_events_report"},
     },
+    2: {
+        "tables": {
+            "meta": ["name", "value"],
+            "reports": ["id", "received_at", "channel", "language", "schema_version", "status",
+                        "sealed_by", "receipt_hash", "envelope_sha256", "envelope"],
+            "report_events": ["id", "report_id", "at", "status"],
+            "focal_points": ["id", "name", "created_at", "enrolment_hash",
+                             "enrolment_expires_at", "public_key", "enrolled_at", "revoked_at"],
+        },
+        "indexes": {"reports_received_at", "report_events_report"},
+    },
 }
 
 
@@ -102,6 +113,19 @@ def test_migration(db_path: Path, version: int) -> None:
         assert store.migrate(conn) == len(store.MIGRATIONS)
         after = conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
         assert before == after or version < len(store.MIGRATIONS)
+    finally:
+        conn.close()
+
+
+def test_migration_2_keeps_the_reports_of_version_1(db_path: Path) -> None:
+    conn = store.connect(db_path, os.urandom(32))
+    try:
+        store.migrate(conn, target=1)
+        report = _report()
+        store.insert_report(conn, report)
+        store.migrate(conn, target=2)
+        (kept,) = list(store.envelopes(conn))
+        assert (kept.report_id, kept.envelope) == (report.report_id, report.envelope)
     finally:
         conn.close()
 

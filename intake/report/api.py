@@ -1,0 +1,93 @@
+"""JSON endpoints: report submission (Formats 6) and focal-point enrolment (Formats 8).
+
+JSON in, JSON out; a clear 4xx with a translated message for every refusal, and nothing
+stored unless the answer is 201.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Response, jsonify, request
+from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from intake import crypto, focal, reports
+from intake.app import get_db
+from intake.report import bp, config
+
+ERRORS = {
+    "bad_request": _l("The request was not understood."),
+    "too_large": _l("The report is too large to send."),
+    "malformed_envelope": _l("The locked report was damaged on the way. Please send it again."),
+    "unsupported_version": _l("This page is out of date. Reload it and send your report again."),
+    "unknown_key": _l(
+        "The report was locked with a key this organisation does not use. Reload the page and "
+        "send it again."
+    ),
+    "invalid_receipt_code": _l("The receipt code is not valid."),
+    "replayed_envelope": _l("This report was already received. You do not need to send it again."),
+    "report_id_conflict": _l("This report could not be stored. Reload the page and send it again."),
+    "focal_point_invalid": _l(
+        "This device is not recognised as a focal point. Ask your organisation to enrol it again."
+    ),
+    "invalid_enrolment_code": _l(
+        "This enrolment code is not valid, or was already used. "
+        "Ask your organisation for a new one."
+    ),
+}
+STATUS = {
+    "too_large": 413, "replayed_envelope": 409, "report_id_conflict": 409,
+    "focal_point_invalid": 403, "invalid_enrolment_code": 403, "bad_request": 400,
+}
+
+
+def api_error(code: str, status: int | None = None) -> tuple[Response, int]:
+    return jsonify(error=code, message=str(ERRORS[code])), status or STATUS.get(code, 422)
+
+
+def _json_body() -> object:
+    """The request's JSON, or raise Rejected: only application/json, any hostile shape."""
+    if request.mimetype != "application/json":
+        # A cross-site form cannot send this type without a CORS preflight we never grant.
+        raise reports.Rejected("bad_request")
+    try:
+        return json.loads(request.get_data(cache=False))
+    except RequestEntityTooLarge:
+        raise reports.Rejected("too_large") from None
+    except (ValueError, RecursionError):
+        # RecursionError: a body of 100,000 "[" is valid UTF-8 and hostile; it must get
+        # a 400 like any other malformed body, not a 500.
+        raise reports.Rejected("bad_request") from None
+
+
+@bp.post("/api/reports")
+def submit_api() -> tuple[Response, int]:
+    """Envelopes sealed on the device, online or from an offline queue."""
+    try:
+        submission = reports.parse_submission(_json_body())
+        accepted = reports.accept(get_db(), config(), submission)
+    except reports.Rejected as exc:
+        return api_error(exc.code)
+    return jsonify(report_id=accepted.report_id), 201
+
+
+@bp.post("/api/focal/enrol")
+def enrol_api() -> tuple[Response, int]:
+    try:
+        body = _json_body()
+    except reports.Rejected as exc:
+        return api_error(exc.code)
+    if not isinstance(body, dict):
+        return api_error("bad_request")
+    code, key_text = body.get("enrolment_code"), body.get("public_key")
+    if not isinstance(code, str) or not isinstance(key_text, str):
+        return api_error("bad_request")
+    try:
+        public_key = crypto.b64decode(key_text)
+        point = focal.enrol(get_db(), code, public_key, now=reports.utcnow())
+    except ValueError:
+        return api_error("bad_request")
+    except focal.EnrolmentInvalid:
+        return api_error("invalid_enrolment_code")
+    return jsonify(focal_point=point.id, name=point.name), 201

@@ -1,0 +1,148 @@
+"""Pages of the public side: report form (and its no-JavaScript post), status, information,
+focal-point enrolment, offline notice and the neutral quick-exit page."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+from flask import Response, redirect, render_template, request, url_for
+from flask_babel import format_date, format_time
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+
+from intake import crypto, i18n, receipts, reports
+from intake.app import get_db
+from intake.report import bp, config
+from intake.report.api import ERRORS
+from intake.report.forms import ReportForm, payload_from_form
+
+STATUS_NAMES = {
+    "received": _l("Received"),
+}
+
+
+@bp.get("/")
+def root() -> Response:
+    return redirect(url_for("report.form", lang=i18n.best_language()))  # type: ignore[return-value]
+
+
+def _new_form(**kwargs: Any) -> ReportForm:
+    cfg = config()
+    return ReportForm(
+        languages=[(lang, i18n.language_name(lang)) for lang in cfg.languages],
+        max_text=cfg.limits.max_text_chars,
+        **kwargs,
+    )
+
+
+@bp.get("/<lang>/")
+def form() -> str:
+    report_form = _new_form()
+    report_form.report_id.data = os.urandom(16).hex()
+    return _render_form(report_form)
+
+
+def _render_form(report_form: ReportForm, error: str | None = None) -> str:
+    fingerprints = [crypto.fingerprint(key.key_id) for key in config().recipients]
+    return render_template(
+        "report/form.html", form=report_form, fingerprints=fingerprints, error=error
+    )
+
+
+@bp.post("/<lang>/")
+def submit_form() -> tuple[str, int] | str:
+    """The no-JavaScript path: the server seals the report in memory at once."""
+    report_form = _new_form()
+    if not report_form.validate():
+        return _render_form(report_form, error=str(_l(
+            "Some answers need your attention. Everything you wrote is still here."
+        ))), 400
+    lang = i18n.current_language()
+    report_id = bytes.fromhex(report_form.report_id.data) if report_form.report_id.data else None
+    try:
+        receipt = reports.seal_on_server(
+            get_db(), config(), payload=payload_from_form(report_form, lang),
+            language=lang, report_id=report_id,
+        )
+    except reports.Rejected as exc:
+        if exc.code in ("replayed_envelope", "report_id_conflict") and report_id:
+            return render_template("report/already.html"), 409
+        raise
+    return render_template(
+        "report/receipt.html", code=receipts.display(receipt.receipt_code), sealed_by_server=True
+    )
+
+
+@bp.route("/<lang>/status", methods=["GET", "POST"])
+def status() -> tuple[str, int] | str:
+    if request.method == "GET":
+        return render_template("report/status.html", result=None, typed="")
+    typed = request.form.get("code", "")[:64]
+    view = reports.find_status(get_db(), config(), typed)
+    if view is None:
+        return render_template("report/status.html", result=None, typed=typed, not_found=True), 404
+    events = [{"when": _when(e.at), "status": _status_name(e.status)} for e in view.events]
+    return render_template(
+        "report/status.html", typed="",
+        result={"status": _status_name(view.status), "events": events},
+    )
+
+
+def _when(moment: datetime) -> str:
+    # Date and hour:minute in the instance's time zone; times are stored to the minute.
+    return f"{format_date(moment, 'long')}, {format_time(moment, 'short')}"
+
+
+def _status_name(status: str) -> str:
+    return str(STATUS_NAMES.get(status, status))
+
+
+@bp.get("/<lang>/about")
+def about() -> str:
+    return render_template("report/about.html")
+
+
+@bp.get("/<lang>/focal")
+def focal_page() -> str:
+    """Enrolment and queue export for a focal point's shared tablet (not linked publicly)."""
+    return render_template("report/focal.html")
+
+
+@bp.get("/<lang>/offline")
+def offline_page() -> str:
+    """Shown by the service worker when a page needs the network and there is none."""
+    return render_template("report/offline.html")
+
+
+@bp.get("/n")
+def neutral() -> str:
+    """Where quick exit goes: a page that names neither the organisation nor the subject."""
+    return render_template("neutral.html")
+
+
+@bp.app_errorhandler(CSRFError)
+def _stale_page(_exc: CSRFError) -> tuple[str, int]:
+    """A stale or missing CSRF token is not the person's mistake: keep all they typed."""
+    message = str(_l(
+        "This page was open for a long time. Everything you wrote is still here: "
+        "please press the button again."
+    ))
+    if request.endpoint == "report.submit_form":
+        report_form = _new_form()
+        report_form.report_id.data = report_form.report_id.data or os.urandom(16).hex()
+        return _render_form(report_form, error=message), 400
+    if request.endpoint == "report.status":
+        typed = request.form.get("code", "")[:64]
+        return render_template("report/status.html", result=None, typed=typed, stale=message), 400
+    return render_template("report/error.html", message=message), 400
+
+
+@bp.app_errorhandler(413)
+def _too_large(_exc: Exception) -> tuple[Response, int] | tuple[str, int]:
+    if request.path.startswith("/api/"):
+        from intake.report.api import api_error
+
+        return api_error("too_large", 413)
+    return render_template("report/error.html", message=str(ERRORS["too_large"])), 413
