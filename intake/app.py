@@ -55,9 +55,4 @@ def _close_db(_exc: BaseException | None) -> None:
 
 
 def _check_store(config: Config) -> None:
-    conn = store.connect(config.db_path, config.db_key)
-    try:
-        store.migrate(conn)
-        store.check_hash_params(conn, config.receipt_hash)
-    finally:
-        conn.close()
+    store.open_ready(config.db_path, config.db_key, config.receipt_hash).close()

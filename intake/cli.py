@@ -143,20 +143,17 @@ def _serve(config: Config, host: str, port: int, threads: int) -> None:
 def decrypt(obj: Ctx, key_file: Path, passphrase_file: Path | None, out_dir: Path | None,
             report_ids: tuple[str, ...]) -> None:
     """Decrypt all reports, or the ones named, to readable JSON."""
-    config = obj.config()
     try:
         passphrase = _read_passphrase(passphrase_file, confirm=False)
         key = crypto.read_key_file(key_file.read_bytes(), passphrase)
     except crypto.KeyFileError as exc:
         raise click.ClickException(f"Cannot open the key file: {exc}.") from None
+    _, conn = _open_store(obj)
     try:
-        conn = store.connect(config.db_path, config.db_key)
-    except store.StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    failures = 0
-    with conn:
         found = list(store.envelopes(conn, report_ids))
-    conn.close()
+    finally:
+        conn.close()
+    failures = 0
     missing = set(report_ids) - {item.report_id for item in found}
     if missing:
         raise click.ClickException(f"No report with id {', '.join(sorted(missing))}.")
@@ -194,8 +191,7 @@ def focal_group() -> None:
 def _open_store(obj: Ctx) -> tuple[Config, store.Connection]:
     config = obj.config()
     try:
-        conn = store.connect(config.db_path, config.db_key)
-        store.migrate(conn)
+        conn = store.open_ready(config.db_path, config.db_key, config.receipt_hash)
     except store.StoreError as exc:
         raise click.ClickException(str(exc)) from None
     return config, conn

@@ -69,12 +69,7 @@ def create(
     )
     _write_private(key_out, key_file_bytes.decode("utf-8"))
     config = load(instance_dir, environ={})
-    conn = store.connect(config.db_path, config.db_key)
-    try:
-        store.migrate(conn)
-        store.check_hash_params(conn, config.receipt_hash)
-    finally:
-        conn.close()
+    store.open_ready(config.db_path, config.db_key, config.receipt_hash).close()
     return Created(config, key_out, key.public_key.key_id)
 
 

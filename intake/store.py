@@ -166,6 +166,19 @@ def transaction(conn: Connection) -> Iterator[Connection]:
         raise
 
 
+def open_ready(path: Path, key: bytes, params: HashParams) -> Connection:
+    """Open the database, bring its schema up to date and check the receipt-hash settings:
+    what every entry point (web app, CLI, instance creation) does before using it."""
+    conn = connect(path, key)
+    try:
+        migrate(conn)
+        check_hash_params(conn, params)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def schema_version(conn: Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 

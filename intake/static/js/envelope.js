@@ -18,6 +18,7 @@ var BLOCK = 512;
 var MAX_RECIPIENTS = 8;
 var MAX_DEPTH = 64; // of nested objects and arrays in a payload we open
 var LABEL = utf8('intake-envelope-v1/content-key');
+var RECEIPT_LABEL = utf8('intake-receipt-v1');
 var EMPTY = new Uint8Array(0);
 var hpke = suite(0x0010, 0x0001, 0x0002);
 
@@ -85,6 +86,20 @@ export async function seal(payload, recipients, options) {
   var body = await crypto.subtle.encrypt(
     { name: 'AES-GCM', iv: nonce, additionalData: header, tagLength: 128 }, key, pad(payload));
   return concat(header, nonce, new Uint8Array(body));
+}
+
+// The report id (16 bytes) of an envelope made by seal().
+export function reportIdOf(envelope) {
+  return envelope.subarray(8, 24);
+}
+
+// A sealed receipt (SECURITY.md, Formats 7): the receipt code and the interface language,
+// sealed to the instance's receipt key and bound to the report id, so that a queued report
+// holds no code anyone on the device could read, and its sealed code fits no other report.
+export async function sealReceipt(code, language, reportId, receiptKey) {
+  var sealed = await hpke.seal(
+    receiptKey, concat(RECEIPT_LABEL, reportId), EMPTY, utf8(code + language));
+  return concat(sealed.enc, sealed.ct);
 }
 
 // Splits an envelope after checking every shape rule of section 2 that needs no key.

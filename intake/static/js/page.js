@@ -1,15 +1,25 @@
-// What the server put in the page for the scripts: keys, strings and limits, read from a
-// JSON data block (not executed, so the CSP's no-inline-script rule holds).
+// What every page shares: the data the server put in the page (keys, strings, limits, read
+// from a JSON data block that is not executed, so the CSP's no-inline-script rule holds),
+// quick exit, and the service worker that keeps the pages for offline use.
+// It is loaded on every page, so it imports nothing: no page pays for a module it does
+// not use, and the report page stays within its request budget.
 
 var cached = null;
+var EXIT_KEYS_WITHIN = 1500; // ms between the two presses of Esc
+var lastEscape = 0;
 
 export function pageData() {
   if (!cached) cached = JSON.parse(document.getElementById('page-data').textContent);
   return cached;
 }
 
-export function t(key) {
-  return pageData().strings[key] || key;
+// A translated string; %(name)s and %(name)d are replaced from `params`, as in the catalogue.
+export function t(key, params) {
+  var text = pageData().strings[key] || key;
+  if (!params) return text;
+  return text.replace(/%\((\w+)\)[sd]/g, function (all, name) {
+    return Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : all;
+  });
 }
 
 // Shows a message in a live region and moves focus there, so screen readers announce it.
@@ -18,3 +28,50 @@ export function say(element, text, focus) {
   element.classList.remove('hidden');
   if (focus) element.focus();
 }
+
+export function show(element, visible) {
+  if (element) element.classList.toggle('hidden', !visible);
+}
+
+// Quick exit: empty every form and the receipt code first, hide the page, then replace
+// it with the neutral page. location.replace() takes the current page out of the history,
+// so Back does not return to it; earlier entries stay (the about page says so).
+function quickExit(event) {
+  if (event) event.preventDefault();
+  var i;
+  for (i = 0; i < document.forms.length; i++) document.forms[i].reset();
+  var codes = document.querySelectorAll('#receipt-code, .code');
+  for (i = 0; i < codes.length; i++) codes[i].textContent = '';
+  document.documentElement.classList.add('leaving');
+  var target = '/n';
+  try { target = pageData().exitUrl || target; } catch (e) { /* no page data: keep /n */ }
+  location.replace(target);
+}
+
+function onKey(event) {
+  if (event.key !== 'Escape' && event.key !== 'Esc') return;
+  var now = Date.now();
+  if (now - lastEscape <= EXIT_KEYS_WITHIN) {
+    lastEscape = 0;
+    quickExit(event);
+  } else {
+    lastEscape = now;
+  }
+}
+
+// Registered after the page has loaded, so the worker and what it keeps never slow the
+// first visit. It serves the pages when there is no network and sends the queue.
+function registerWorker() {
+  var url;
+  try { url = pageData().swUrl; } catch (e) { return; }
+  if (!url || !('serviceWorker' in navigator) || !window.isSecureContext) return;
+  navigator.serviceWorker.register(url, { scope: '/' }).catch(function () {
+    // No worker (a private window, say): the pages still work online.
+  });
+}
+
+var exit = document.getElementById('quick-exit');
+if (exit) exit.addEventListener('click', quickExit);
+document.addEventListener('keydown', onKey);
+if (document.readyState === 'complete') registerWorker();
+else window.addEventListener('load', registerWorker);

@@ -1,19 +1,28 @@
-// The report form: seal on this device, send, show the receipt code.
+// The report form: seal on this device, queue the ciphertext, show the receipt code at
+// once, send when there is a connection. Online and offline look the same to the person.
 // Without WebCrypto (or without modules at all) this file does nothing and the form posts
 // to the server, which seals it there (SECURITY.md, flag 0x01).
 
-import { seal } from './envelope.js';
+import { keyId, reportIdOf, seal, sealReceipt } from './envelope.js';
 import { newCode, format } from './receipt.js';
-import { fromBase64url, toBase64url } from './bytes.js';
-import { pageData, t, say } from './page.js';
+import { fromBase64url, toBase64url, toHex } from './bytes.js';
+import { pageData, t, say, show } from './page.js';
+import * as queue from './queue.js';
 
 var form = document.getElementById('report-form');
 var canSeal = window.isSecureContext && window.crypto && crypto.subtle && window.fetch;
+var $ = function (id) { return document.getElementById(id); };
 
-// The last sealed report, kept in memory only, so that pressing Send again after a lost
-// answer resends the same envelope: the server then recognises it instead of filing it twice.
-var pending = null;
 var busy = false;
+var trustNewKeys = false; // the person chose "Send anyway" for this page's keys
+// The report whose code is on screen: its id and, in memory only, what the form held, so
+// that a report the server refuses can be corrected and sent again (nothing is lost).
+var shown = null;
+// Without IndexedDB (some private windows) nothing can be queued: the report goes straight
+// to the server, and this keeps the last sealed one so that a retry resends the same.
+var direct = null;
+var focal = null;
+var idleTimer = null;
 
 export function payloadFromForm(formElement, fields, language) {
   var data = new FormData(formElement);
@@ -30,73 +39,177 @@ export function payloadFromForm(formElement, fields, language) {
   return payload;
 }
 
-function showReceipt(code) {
-  // Nothing of the report stays in the page: the fields are emptied, the sealed copy is
-  // dropped, and no history entry or storage was ever written.
+function inputs() {
+  return Array.prototype.filter.call(form.elements, function (el) {
+    return /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName) && el.type !== 'hidden';
+  });
+}
+
+function snapshot() {
+  return inputs().map(function (el) {
+    return el.type === 'checkbox' || el.type === 'radio' ? el.checked : el.value;
+  });
+}
+
+function restore(values) {
+  inputs().forEach(function (el, i) {
+    if (el.type === 'checkbox' || el.type === 'radio') el.checked = values[i];
+    else el.value = values[i];
+  });
+}
+
+function showReceipt(code, id) {
+  // Nothing of the report stays in the page: the fields are emptied, and no history entry
+  // or storage was ever written. The draft lives in this variable until the report is
+  // delivered or refused, and goes with "Next person", idle time or quick exit.
+  shown = { id: id, draft: snapshot() };
   form.reset();
-  pending = null;
-  document.getElementById('report').classList.add('hidden');
-  var done = document.getElementById('done');
-  document.getElementById('receipt-code').textContent = format(code);
-  done.classList.remove('hidden');
-  done.focus();
+  show($('report'), false);
+  show($('form-status'), false);
+  show($('back-to-report'), false);
+  $('receipt-code').textContent = format(code);
+  say($('delivery'), navigator.onLine === false ? t('delivery_waiting') : t('sending'), false);
+  show($('done'), true);
+  $('done').focus();
   window.scrollTo(0, 0);
+}
+
+// What the last flush means for the report on screen.
+function delivered(result) {
+  if (!shown || !result) return;
+  if (result.sent.indexOf(shown.id) >= 0) {
+    say($('delivery'), t('delivery_sent'), false);
+    shown.draft = null;
+  } else if (Object.prototype.hasOwnProperty.call(result.refused, shown.id)) {
+    say($('delivery'), t('delivery_refused') + ' ' + result.refused[shown.id], false);
+    show($('back-to-report'), !!shown.draft);
+  } else if (result.stopped) {
+    say($('delivery'), t('delivery_waiting'), false);
+  }
+}
+
+function sendQueue() {
+  return queue.flush().then(delivered, function () {}).then(queue.showCounts)
+    .catch(function () {});
+}
+
+// Empties the form and any receipt on screen: "Next person", idle time on a focal tablet.
+function clearAll() {
+  form.reset();
+  shown = null;
+  direct = null;
+  $('receipt-code').textContent = '';
+  ['done', 'form-status', 'key-warning'].forEach(function (id) { show($(id), false); });
+  show($('report'), true);
+  window.scrollTo(0, 0);
+}
+
+// The organisation keys of this page that this device has not sealed to before.
+async function changedKeys(keys) {
+  var ids = [];
+  for (var i = 0; i < keys.length; i++) ids.push(toHex(await keyId(keys[i])));
+  if (trustNewKeys) {
+    await queue.pin(ids).catch(function () {});
+    trustNewKeys = false;
+    return [];
+  }
+  // No IndexedDB: nothing to compare with, as on a first visit.
+  return queue.unpinnedKeys(ids).catch(function () { return []; });
+}
+
+function warnKeys(ids) {
+  var list = $('key-warning-list');
+  list.textContent = '';
+  ids.forEach(function (id) {
+    var line = document.createElement('p');
+    line.className = 'fingerprint';
+    line.dir = 'ltr';
+    line.textContent = id.match(/.{4}/g).join(' ');
+    list.appendChild(line);
+  });
+  show($('form-status'), false);
+  show($('key-warning'), true);
+  $('key-warning').focus();
+}
+
+async function sendDirect(envelope, code, statusBox) {
+  var data = pageData();
+  say(statusBox, t('sending'), false);
+  var response = await fetch(data.submitUrl, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ envelope: envelope, receipt_code: code, language: data.language }),
+    credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer'
+  });
+  var answer = {};
+  try { answer = await response.json(); } catch (e) { answer = {}; }
+  // 201 also answers a retry of this very envelope and code (the first answer was lost).
+  if (response.status === 201) {
+    direct = null;
+    showReceipt(code, answer.report_id);
+    say($('delivery'), t('delivery_sent'), false);
+    return;
+  }
+  // A refusal means this envelope will never be accepted: seal afresh next time. After a
+  // server error the report may have been stored, so the same envelope is sent again.
+  if (response.status < 500) direct = null;
+  say(statusBox, answer.message || t('rejected'), true);
 }
 
 async function send(statusBox) {
   var data = pageData();
   var payload = payloadFromForm(form, data.fields, data.language);
   var text = JSON.stringify(payload);
-  if (!pending || pending.text !== text) {
-    say(statusBox, t('sealing'), false);
-    var recipients = data.keys.map(function (k) { return { publicKey: fromBase64url(k) }; });
-    var envelope;
-    try {
-      envelope = await seal(payload, recipients);
-    } catch (e) {
-      // WebCrypto is there but cannot seal (an old engine without P-256, say): take the
-      // path of browsers without it, where the server seals at once (SECURITY.md).
-      form.submit();
-      return;
-    }
-    pending = { text: text, envelope: toBase64url(envelope), code: newCode() };
-  }
-  say(statusBox, t('sending'), false);
-  var response = await fetch(data.submitUrl, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ envelope: pending.envelope, receipt_code: pending.code, language: data.language }),
-    credentials: 'omit',
-    cache: 'no-store',
-    referrerPolicy: 'no-referrer',
-  });
-  var answer = {};
-  try { answer = await response.json(); } catch (e) { answer = {}; }
-  // 201 also answers a retry of this very envelope and code (the first answer was lost).
-  if (response.status === 201) {
-    showReceipt(pending.code);
+  if (direct && direct.text === text) return sendDirect(direct.envelope, direct.code, statusBox);
+  var keys = data.keys.map(fromBase64url);
+  var changed = await changedKeys(keys);
+  if (changed.length) return warnKeys(changed);
+  say(statusBox, t('sealing'), false);
+  var envelope, sealedReceipt;
+  var code = newCode();
+  try {
+    envelope = await seal(payload, keys.map(function (k) { return { publicKey: k }; }));
+    sealedReceipt = await sealReceipt(
+      code, data.language, reportIdOf(envelope), fromBase64url(data.receiptKey));
+  } catch (e) {
+    // WebCrypto is there but cannot seal (an old engine without P-256, say): take the
+    // path of browsers without it, where the server seals at once (SECURITY.md).
+    form.submit();
     return;
   }
-  // A refusal means this envelope will never be accepted: seal afresh next time. After a
-  // server error the report may have been stored, so the same envelope is sent again.
-  if (response.status < 500) pending = null;
-  say(statusBox, answer.message || t('rejected'), true);
+  var id = toHex(reportIdOf(envelope));
+  var body = { envelope: toBase64url(envelope), sealed_receipt: toBase64url(sealedReceipt) };
+  if (focal) {
+    body.focal_point = focal.id;
+    body.signature = await queue.sign(focal.privateKey, envelope, sealedReceipt);
+  }
+  try {
+    // Queued before anything is shown or sent: if the page dies now, the report is safe.
+    await queue.enqueue(id, JSON.stringify(body));
+  } catch (e) {
+    direct = { text: text, envelope: body.envelope, code: code };
+    return sendDirect(direct.envelope, code, statusBox);
+  }
+  showReceipt(code, id);
+  queue.requestSync();
+  await sendQueue();
 }
 
 function onSubmit(event) {
   event.preventDefault();
   if (busy) return;
-  var statusBox = document.getElementById('form-status');
+  var statusBox = $('form-status');
   var what = form.elements.what;
+  show($('key-warning'), false);
   if (!what.value.trim()) {
     say(statusBox, t('what_required'), false);
     what.focus();
     return;
   }
   busy = true;
-  var button = document.getElementById('send');
+  var button = $('send');
   button.disabled = true;
-  send(statusBox).catch(function () {
+  ready.then(function () { return send(statusBox); }).catch(function () {
     say(statusBox, t('send_failed'), true);
   }).then(function () {
     busy = false;
@@ -104,4 +217,56 @@ function onSubmit(event) {
   });
 }
 
-if (form && canSeal) form.addEventListener('submit', onSubmit);
+function onKeysAnswer(accept) {
+  show($('key-warning'), false);
+  if (accept) {
+    trustNewKeys = true;
+    form.requestSubmit ? form.requestSubmit() : onSubmit(new Event('submit'));
+  } else {
+    say($('form-status'), t('not_sent'), true);
+  }
+}
+
+function backToReport() {
+  if (!shown || !shown.draft) return;
+  restore(shown.draft);
+  shown = null;
+  show($('done'), false);
+  show($('report'), true);
+  say($('form-status'), t('send_again'), true);
+}
+
+// A focal point's shared tablet: a banner, "Next person", and everything emptied after
+// some minutes without input, so that the next person sees nothing of the last one.
+function startFocal(identity) {
+  focal = identity;
+  say($('focal-banner'), t('focal_banner', { name: identity.name }), false);
+  show($('next-person'), true);
+  var idle = Math.max(1, pageData().idleMinutes || 5) * 60000;
+  var arm = function () {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(clearAll, idle);
+  };
+  ['input', 'keydown', 'pointerdown', 'touchstart'].forEach(function (name) {
+    document.addEventListener(name, arm, { capture: true, passive: true });
+  });
+  arm();
+}
+
+var ready = Promise.resolve();
+if (form && canSeal) {
+  form.addEventListener('submit', onSubmit);
+  $('keys-accept').addEventListener('click', function () { onKeysAnswer(true); });
+  $('keys-reject').addEventListener('click', function () { onKeysAnswer(false); });
+  $('back-to-report').addEventListener('click', backToReport);
+  $('next-person').addEventListener('click', function () {
+    clearAll();
+    form.elements.what.focus();
+  });
+  ready = queue.focalIdentity().then(function (identity) {
+    if (identity) startFocal(identity);
+  }).catch(function () { /* no IndexedDB: an ordinary phone */ });
+  queue.attachControl(delivered);
+  queue.showCounts().catch(function () {});
+  sendQueue();
+}

@@ -1,0 +1,251 @@
+// The offline queue and what else this device keeps in IndexedDB (database "intake", v1):
+//   queue  {id: report id hex, body: the submission's JSON text, state: "waiting"|"refused",
+//          error?: the server's code}. The body holds only the envelope, the sealed receipt
+//          and, on a focal point's tablet, its id and signature: ciphertext and a signature,
+//          never the report or its receipt code (SECURITY.md, Formats 6 to 9).
+//   pins   {id: key id hex}: the organisation keys this device first sealed to.
+//   focal  {id, name, privateKey}: a focal point's identity; the ECDSA key is
+//          non-extractable and is stored as a CryptoKey, so no script can read it out.
+// sw.js opens the same database with the same schema to send the queue in the background.
+import { concat, toBase64url, utf8 } from './bytes.js';
+import { pageData, t, show } from './page.js';
+
+var NAME = 'intake';
+var VERSION = 1;
+var FOCAL_LABEL = utf8('intake-focal-v1');
+var connection = null;
+var running = null;
+var next = null;
+
+function open() {
+  if (!connection) {
+    connection = new Promise(function (resolve, reject) {
+      var request = indexedDB.open(NAME, VERSION);
+      request.onupgradeneeded = function () {
+        var db = request.result;
+        ['queue', 'pins', 'focal'].forEach(function (store) {
+          if (!db.objectStoreNames.contains(store)) db.createObjectStore(store, { keyPath: 'id' });
+        });
+      };
+      request.onsuccess = function () {
+        var db = request.result;
+        db.onversionchange = function () { db.close(); connection = null; };
+        resolve(db);
+      };
+      request.onerror = function () { connection = null; reject(request.error); };
+    });
+  }
+  return connection;
+}
+
+// Runs `work(store)` in one transaction and resolves, once it has committed, with the
+// result of the last request `work` returned. "strict" asks the browser to flush to disk
+// before saying so, where it supports the option; the others ignore it.
+function transaction(store, mode, work) {
+  return open().then(function (db) {
+    return new Promise(function (resolve, reject) {
+      var tx = db.transaction(store, mode, { durability: 'strict' });
+      var result;
+      var request = work(tx.objectStore(store));
+      if (request) request.onsuccess = function () { result = request.result; };
+      tx.oncomplete = function () { resolve(result); };
+      tx.onerror = tx.onabort = function () { reject(tx.error || new Error('IndexedDB failed')); };
+    });
+  });
+}
+
+function all(store) {
+  return transaction(store, 'readonly', function (s) { return s.getAll(); });
+}
+
+export function enqueue(id, body) {
+  return transaction('queue', 'readwrite', function (s) {
+    return s.add({ id: id, body: body, state: 'waiting' });
+  });
+}
+
+export function counts() {
+  return all('queue').then(function (items) {
+    var waiting = items.filter(function (item) { return item.state === 'waiting'; }).length;
+    return { waiting: waiting, refused: items.length - waiting };
+  });
+}
+
+// One item: 'sent' (delete it), 'refused' (keep, marked) or 'retry' (leave as it is).
+// Only a 201 naming this very report counts as delivered: a captive portal or a proxy
+// that answers 200 or 201 with its own page must not make a report vanish. A refusal is
+// definitive only when it is one of our JSON errors; 408, 429 and any 4xx page from
+// something in between are tried again later.
+function outcome(response, answer, id) {
+  if (response.status === 201) return answer.report_id === id ? 'sent' : 'retry';
+  var ours = answer && typeof answer.error === 'string';
+  if (response.status >= 400 && response.status < 500 && ours &&
+      response.status !== 408 && response.status !== 429) return 'refused';
+  return 'retry';
+}
+
+function post(url, item) {
+  return fetch(url, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: item.body,
+    credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer', redirect: 'error'
+  }).then(function (response) {
+    return response.json().catch(function () { return {}; }).then(function (answer) {
+      return { kind: outcome(response, answer, item.id), answer: answer };
+    });
+  });
+}
+
+async function flushOnce(url) {
+  var result = { sent: [], refused: {}, stopped: false };
+  var items = (await all('queue')).filter(function (item) { return item.state === 'waiting'; });
+  for (var i = 0; i < items.length; i++) {
+    var item = items[i];
+    var done;
+    try {
+      done = await post(url, item);
+    } catch (e) {
+      done = { kind: 'retry' };
+    }
+    if (done.kind === 'retry') {
+      result.stopped = true; // no network, or the server is struggling: later, not harder
+      break;
+    }
+    if (done.kind === 'sent') {
+      await transaction('queue', 'readwrite', function (s) { return s.delete(item.id); });
+      result.sent.push(item.id);
+    } else {
+      // Never deleted: a refused report stays, marked, until someone exports it.
+      item.state = 'refused';
+      item.error = done.answer.error;
+      await transaction('queue', 'readwrite', function (s) { return s.put(item); });
+      result.refused[item.id] = done.answer.message || '';
+    }
+  }
+  return result;
+}
+
+// Sends every waiting report, one after the other, and resolves with what happened:
+// {sent: [ids], refused: {id: message}, stopped: true when the rest must wait}. One flush
+// at a time in this page; a call during a flush runs once more after it. The service
+// worker may send the same item at the same moment: the server answers a repeat of the
+// very same body as it answered the first, so the report is still stored once.
+export function flush() {
+  var url = pageData().submitUrl;
+  if (!running) {
+    running = flushOnce(url).then(function (result) {
+      running = null;
+      if (result.stopped) requestSync();
+      return result;
+    }, function (error) {
+      running = null;
+      throw error;
+    });
+    return running;
+  }
+  if (!next) {
+    next = running.catch(function () {}).then(function () {
+      next = null;
+      return flush();
+    });
+  }
+  return next;
+}
+
+// Background Sync, where the browser has it, sends the queue even after the page is closed.
+export function requestSync() {
+  if (!('serviceWorker' in navigator)) return;
+  navigator.serviceWorker.getRegistration('/').then(function (registration) {
+    if (registration && registration.sync) return registration.sync.register('intake-queue');
+  }).catch(function () { /* no Background Sync: page load, online and Send now remain */ });
+}
+
+// The "waiting to be sent" control of the page, if it has one: hidden when nothing waits.
+export function showCounts() {
+  var box = document.getElementById('queue');
+  if (!box) return Promise.resolve(null);
+  return counts().then(function (n) {
+    document.getElementById('queue-waiting').textContent = t('queue_waiting', { num: n.waiting });
+    document.getElementById('queue-refused').textContent = t('queue_refused', { num: n.refused });
+    show(document.getElementById('queue-waiting-row'), n.waiting > 0);
+    show(document.getElementById('queue-refused'), n.refused > 0);
+    show(box, n.waiting + n.refused > 0);
+    return n;
+  });
+}
+
+// Wires the control's "Send now" button; `after` gets each flush's result.
+export function attachControl(after) {
+  var button = document.getElementById('send-now');
+  function sendNow() {
+    if (button) button.disabled = true;
+    return flush().then(after || function () {}, function () {}).then(function () {
+      if (button) button.disabled = false;
+      return showCounts();
+    });
+  }
+  if (button) button.addEventListener('click', sendNow);
+  window.addEventListener('online', sendNow);
+  return sendNow;
+}
+
+// A queue file (SECURITY.md, Formats 9): every item, waiting or refused, as the exact
+// submission body, for `intake import` on a tablet that can never get online. Nothing is
+// removed from the queue: items still go out when there is a connection, and the server
+// recognises a report that arrived by file as already there.
+export async function exportFile() {
+  var items = await all('queue');
+  var file = JSON.stringify({
+    format: 'intake-queue', version: 1,
+    items: items.map(function (item) { return JSON.parse(item.body); })
+  });
+  var link = document.createElement('a');
+  link.href = URL.createObjectURL(new Blob([file], { type: 'application/json' }));
+  link.download = 'intake-queue.json';
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
+  return items.length;
+}
+
+// Key pinning: the key ids (hex) this device has not sealed to before, or [] when all are
+// known. The first time, every key is pinned and [] comes back (trust on first use).
+export async function unpinnedKeys(ids) {
+  var pinned = (await all('pins')).map(function (pin) { return pin.id; });
+  if (!pinned.length) {
+    await pin(ids);
+    return [];
+  }
+  return ids.filter(function (id) { return pinned.indexOf(id) < 0; });
+}
+
+// Replaces the pins with these key ids (after the person chose to trust a changed key).
+export function pin(ids) {
+  return transaction('pins', 'readwrite', function (s) {
+    s.clear();
+    ids.forEach(function (id) { s.put({ id: id }); });
+  });
+}
+
+export function focalIdentity() {
+  return all('focal').then(function (items) { return items[0] || null; });
+}
+
+export function setFocalIdentity(identity) {
+  return transaction('focal', 'readwrite', function (s) {
+    s.clear();
+    return s.put(identity);
+  });
+}
+
+// The focal point's signature (SECURITY.md, Formats 8): ECDSA P-256 with SHA-256 over
+// "intake-focal-v1" || SHA-256(envelope) || SHA-256(receipt field). WebCrypto's ECDSA
+// output is already IEEE P1363 (r || s). Returns base64url.
+export async function sign(privateKey, envelope, receiptField) {
+  var digest = function (bytes) { return crypto.subtle.digest('SHA-256', bytes); };
+  var message = concat(FOCAL_LABEL, new Uint8Array(await digest(envelope)),
+    new Uint8Array(await digest(receiptField)));
+  var signature = await crypto.subtle.sign(
+    { name: 'ECDSA', hash: 'SHA-256' }, privateKey, message);
+  return toBase64url(new Uint8Array(signature));
+}
