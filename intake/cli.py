@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from intake import crypto, focal, reports, store
+from intake import catalogues, crypto, focal, reports, store
 from intake import instance as instance_mod
 from intake.config import Config, ConfigError, load
 
@@ -263,6 +263,50 @@ def import_queue(obj: Ctx, queue_file: Path) -> None:
         click.echo(f"  item {index + 1}: refused ({code})", err=True)
     if result.refused:
         raise SystemExit(1)
+
+
+@main.group("i18n")
+def i18n_group() -> None:
+    """Translation catalogues: check, update, add a language."""
+
+
+@i18n_group.command("check")
+def i18n_check() -> None:
+    """Fail when a catalogue is out of date, incomplete where marked complete, or broken."""
+    problems = catalogues.check()
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in the translation catalogues.")
+    for lang in catalogues.languages()[1:]:
+        cat = catalogues.read(lang)
+        click.echo(f"{lang}: {cat.translated}/{cat.total} translated, "
+                   f"{'complete' if cat.complete else 'partial'}, {cat.review}")
+
+
+@i18n_group.command("update")
+def i18n_update() -> None:
+    """Extract every string from the code and update all catalogues (headers kept)."""
+    catalogues.update()
+    catalogues.compile_all()
+    click.echo("messages.pot and every catalogue updated; translate what is new or fuzzy.")
+
+
+@i18n_group.command("add")
+@click.argument("language")
+def i18n_add(language: str) -> None:
+    """Start a catalogue for LANGUAGE (a BCP 47 tag Babel knows, e.g. sw)."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        Locale.parse(language)
+    except (UnknownLocaleError, ValueError):
+        raise click.ClickException(f"Babel does not know the language {language!r}.") from None
+    try:
+        path = catalogues.add(language)
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Created {path}. Translate it, then set X-Completeness: complete.")
 
 
 @main.command()

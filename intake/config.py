@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from intake import catalogues
 from intake.crypto import InvalidPublicKey, PrivateKey, PublicKey, private_key_from_hex
 from intake.receipts import HashParams
 
@@ -33,8 +34,8 @@ SESSION_KEY_FILE = "session.key"
 RECEIPT_KEY_FILE = "receipt.key"
 DB_FILE = "intake.db"
 
-# Languages with complete catalogues; config may enable a subset.
-AVAILABLE_LANGUAGES = ("en", "fr", "ar")
+# English and every language with a catalogue in translations/; config enables a subset.
+AVAILABLE_LANGUAGES = catalogues.languages()
 RTL_LANGUAGES = frozenset({"ar"})
 
 

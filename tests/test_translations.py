@@ -62,3 +62,33 @@ def test_catalogue_compiles_and_declares_its_review_state(lang: str, tmp_path: P
     reviewed = "X-Review-Status: reviewed by" in header
     row = next(line for line in readme.splitlines() if re.match(rf"\| \w[^|]*\({lang}\)", line))
     assert ("machine-drafted" in row) != reviewed, "README's language table disagrees with the catalogue"
+
+
+def test_i18n_check_passes_on_the_shipped_catalogues() -> None:
+    from intake import catalogues
+
+    assert catalogues.check() == []
+
+
+def test_i18n_check_finds_what_ci_must_refuse(tmp_path: Path) -> None:
+    import shutil
+
+    from intake import catalogues
+
+    root = tmp_path / "translations"
+    shutil.copytree(ROOT, root)
+    po = root / "fr" / "LC_MESSAGES" / "messages.po"
+    text = po.read_text(encoding="utf-8")
+    # One untranslated message, one changed placeholder, one fuzzy flag.
+    first = text.index('msgid "Locking your report')
+    text = text[:first] + "#, fuzzy\n" + text[first:]
+    in_translation = text.index("msgstr", text.index("%(org)s"))
+    at = text.index("%(org)s", in_translation)
+    text = text[:at] + "%(organisation)s" + text[at + len("%(org)s"):]
+    po.write_text(text, encoding="utf-8")
+    problems = "\n".join(catalogues.check(root))
+    assert "fuzzy" in problems and "placeholders differ" in problems
+    catalogues.add("sw", root)
+    assert "sw" in catalogues.languages(root)
+    assert catalogues.read("sw", root).review == catalogues.UNREVIEWED
+    assert not catalogues.read("sw", root).complete
