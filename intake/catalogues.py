@@ -129,7 +129,7 @@ def _ids(path: Path) -> set[str]:
 def _extract(output: Path) -> None:
     _pybabel("extract", "-F", str(ROOT / "babel.cfg"), "-k", "_l", "-k", "lazy_gettext",
              "--no-location", "--project=intake", "--copyright-holder=intake contributors",
-             "-o", str(output), str(ROOT / "intake"))
+             "-o", str(output), str(ROOT))  # babel.cfg's patterns are relative to ROOT
 
 
 def _pybabel(*args: str) -> None:

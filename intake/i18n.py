@@ -70,4 +70,39 @@ _JS_STRINGS = {
         "This code has a mistake: one digit is wrong or two are swapped. Check it and try again."
     ),
     "code_length": _l("A receipt code has 16 digits."),
+    # The offline queue. Counts are shown as "label: N" so that no plural forms are needed.
+    "delivery_sent": _l("Your report was received."),
+    "delivery_waiting": _l(
+        "Your report is locked and kept on this device. It has not reached us yet: it will "
+        "be sent when there is a connection."
+    ),
+    "delivery_refused": _l(
+        "Your report could not be accepted, so this receipt code will not work. It is kept, "
+        "locked, on this device."
+    ),
+    "not_sent": _l("Your report was not sent. Everything you wrote is still here."),
+    "send_again": _l("Here is your report again. Check it and press “Send my report”."),
+    "queue_waiting": _l("Reports waiting on this device to be sent: %(num)d"),
+    "queue_refused": _l("Reports that were not accepted, kept locked on this device: %(num)d"),
+    "status_offline": _l(
+        "There is no connection, so the status of a report cannot be checked now. Try again "
+        "when you are online."
+    ),
+    # A focal point's shared tablet.
+    "focal_banner": _l("Focal point: %(name)s"),
+    "focal_enrolled": _l("This tablet is enrolled as %(name)s."),
+    "focal_not_enrolled": _l("This tablet is not enrolled."),
+    "focal_no_storage": _l(
+        "This browser cannot keep data on this tablet (is it a private window?), so it "
+        "cannot be enrolled or keep reports."
+    ),
+    "enrol_code_needed": _l("Enter the enrolment code."),
+    "enrol_failed": _l("The tablet could not be enrolled. Please try again."),
+    "enrol_network": _l(
+        "The tablet could not reach the server. Enrolling needs a connection: try again when "
+        "you are online."
+    ),
+    "export_done": _l("Locked reports saved to the file: %(num)d"),
+    "export_none": _l("There are no reports on this tablet to save."),
+    "export_failed": _l("The file could not be saved."),
 }

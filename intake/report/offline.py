@@ -28,13 +28,28 @@ def _static_files() -> tuple[str, ...]:
 
 
 @cache
-def static_version() -> str:
+def _files_digest() -> bytes:
     digest = hashlib.sha256()
     for name in _static_files():
         digest.update(name.encode() + b"\0" + (STATIC_DIR / name).read_bytes())
     for mo in sorted(TRANSLATIONS_DIR.rglob("*.mo")):
         digest.update(mo.read_bytes())
-    return digest.hexdigest()[:16]
+    return digest.digest()
+
+
+def static_version() -> str:
+    """Changes with any static file, catalogue, or setting that stored pages carry.
+
+    Stored pages hold the organisation's keys and texts: after a key rotation, an old page
+    must not go on sealing to a withdrawn key, so the configuration is part of the version.
+    """
+    cfg = config()
+    public = repr((
+        [key.text for key in cfg.recipients], cfg.receipt_public_key.text, cfg.organisation,
+        cfg.languages, cfg.contact, cfg.referrals, cfg.service_levels, cfg.limits,
+        cfg.focal_idle_minutes, cfg.timezone,
+    ))
+    return hashlib.sha256(_files_digest() + public.encode()).hexdigest()[:16]
 
 
 @bp.get("/sw.js")

@@ -41,6 +41,17 @@ class LiveServer:
         )
         return result.stdout
 
+    def focal_add(self, name: str) -> tuple[str, str]:
+        """Register a focal point with the CLI: (its id, its one-time enrolment code)."""
+        env = {**os.environ, "INTAKE_INSTANCE": str(self.created.config.instance_dir)}
+        result = subprocess.run(
+            [sys.executable, "-m", "intake", "focal", "add", name],
+            capture_output=True, text=True, timeout=60, check=True, env=env,
+        )
+        lines = result.stdout.strip().splitlines()
+        # "Focal point <id> (<name>) registered. ..." then the code on the last line.
+        return lines[0].split()[2], lines[-1].strip()
+
 
 def _free_port() -> int:
     with socket.socket() as s:

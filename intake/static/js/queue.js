@@ -64,6 +64,13 @@ export function enqueue(id, body) {
   });
 }
 
+// 'waiting', 'refused', or null once the report has left the queue, which happens only
+// after the server stored it (sent from this page, another tab or the service worker).
+export function stateOf(id) {
+  return transaction('queue', 'readonly', function (s) { return s.get(id); })
+    .then(function (item) { return item ? item.state : null; });
+}
+
 export function counts() {
   return all('queue').then(function (items) {
     var waiting = items.filter(function (item) { return item.state === 'waiting'; }).length;
@@ -84,14 +91,25 @@ function outcome(response, answer, id) {
   return 'retry';
 }
 
+// An upload that hangs (a link that carries nothing but never fails) is given up after a
+// minute, so that it cannot hold up every later flush; the next one sends it again.
+var UPLOAD_TIMEOUT = 60000;
+
 function post(url, item) {
+  var abort = window.AbortController ? new AbortController() : null;
+  var timer = abort && setTimeout(function () { abort.abort(); }, UPLOAD_TIMEOUT);
   return fetch(url, {
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: item.body,
-    credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer', redirect: 'error'
+    credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer', redirect: 'error',
+    signal: abort ? abort.signal : undefined
   }).then(function (response) {
     return response.json().catch(function () { return {}; }).then(function (answer) {
+      clearTimeout(timer);
       return { kind: outcome(response, answer, item.id), answer: answer };
     });
+  }, function (error) {
+    clearTimeout(timer);
+    throw error;
   });
 }
 

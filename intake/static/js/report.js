@@ -74,18 +74,24 @@ function showReceipt(code, id) {
   window.scrollTo(0, 0);
 }
 
-// What the last flush means for the report on screen.
+// What the last flush means for the report on screen. Its place in the queue decides,
+// not who sent it: the service worker or another tab may have delivered it first.
 function delivered(result) {
-  if (!shown || !result) return;
-  if (result.sent.indexOf(shown.id) >= 0) {
-    say($('delivery'), t('delivery_sent'), false);
-    shown.draft = null;
-  } else if (Object.prototype.hasOwnProperty.call(result.refused, shown.id)) {
-    say($('delivery'), t('delivery_refused') + ' ' + result.refused[shown.id], false);
-    show($('back-to-report'), !!shown.draft);
-  } else if (result.stopped) {
-    say($('delivery'), t('delivery_waiting'), false);
-  }
+  if (!shown) return;
+  var id = shown.id;
+  return queue.stateOf(id).then(function (state) {
+    if (!shown || shown.id !== id) return;
+    if (state === null) {
+      say($('delivery'), t('delivery_sent'), false);
+      shown.draft = null;
+    } else if (state === 'refused') {
+      var message = result && result.refused[id];
+      say($('delivery'), t('delivery_refused') + (message ? ' ' + message : ''), false);
+      show($('back-to-report'), !!shown.draft);
+    } else if (!result || result.stopped) {
+      say($('delivery'), t('delivery_waiting'), false);
+    }
+  });
 }
 
 function sendQueue() {
@@ -192,11 +198,17 @@ async function send(statusBox) {
   }
   showReceipt(code, id);
   queue.requestSync();
-  await sendQueue();
+  // Not awaited: on a slow link the upload may take minutes, and the next person on a
+  // focal point's tablet must not wait for it.
+  sendQueue();
 }
 
 function onSubmit(event) {
   event.preventDefault();
+  start();
+}
+
+function start() {
   if (busy) return;
   var statusBox = $('form-status');
   var what = form.elements.what;
@@ -221,7 +233,7 @@ function onKeysAnswer(accept) {
   show($('key-warning'), false);
   if (accept) {
     trustNewKeys = true;
-    form.requestSubmit ? form.requestSubmit() : onSubmit(new Event('submit'));
+    start();
   } else {
     say($('form-status'), t('not_sent'), true);
   }
