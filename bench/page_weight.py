@@ -7,13 +7,7 @@ request count, for each language. Run: .venv/bin/python bench/page_weight.py
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
-from intake import instance  # noqa: E402
-from intake.receipts import HashParams  # noqa: E402
+
+from server import new_instance, serving  # noqa: E402
 
 from harness import launch_chromium  # noqa: E402
 
@@ -32,24 +26,7 @@ BUDGET_BYTES, BUDGET_REQUESTS = 40 * 1024, 10
 
 
 def main() -> None:
-    base = Path(tempfile.mkdtemp(prefix="intake-bench-"))
-    created = instance.create(
-        base / "instance", key_out=base / "org.key", passphrase=secrets.token_hex(16),
-        hash_params=HashParams(), secure_cookies=False,
-    )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "INTAKE_INSTANCE": str(created.config.instance_dir)}
-    server = subprocess.Popen([sys.executable, "-m", "intake", "serve", "--port", str(port)],
-                              env=env, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    with serving(new_instance()) as port:
         rows = []
         with sync_playwright() as p:
             browser = launch_chromium(p)
@@ -71,9 +48,6 @@ def main() -> None:
                 rows.append({"page": f"/{lang}/", "bytes": total, "requests": len(requests)})
                 context.close()
             browser.close()
-    finally:
-        server.terminate()
-        server.wait()
     print(f"{'page':8} {'bytes':>8} {'requests':>9}"
           f"   budget: {BUDGET_BYTES} B, {BUDGET_REQUESTS} requests")
     for row in rows:

@@ -12,13 +12,12 @@ import json
 import os
 import secrets
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
-from intake import crypto, instance, receipts, reports, store
-from intake.receipts import HashParams
+from server import new_instance
+
+from intake import crypto, receipts, reports, store
 
 RUNS = 15
 
@@ -53,11 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for count in args.reports:
-        base = Path(tempfile.mkdtemp(prefix="intake-bench-"))
-        created = instance.create(
-            base / "instance", key_out=base / "org.key", passphrase=secrets.token_hex(16),
-            hash_params=HashParams(),
-        )
+        created = new_instance()
         config = created.config
         conn = store.connect(config.db_path, config.db_key)
         code = receipts.new_code()

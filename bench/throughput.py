@@ -13,18 +13,14 @@ import argparse
 import http.client
 import json
 import os
-import secrets
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
-from intake import crypto, instance, receipts
+from server import new_instance, serving
+
+from intake import crypto, receipts
 from intake.receipts import HashParams
 
 
@@ -51,30 +47,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
 
-    base = Path(tempfile.mkdtemp(prefix="intake-bench-"))
-    created = instance.create(base / "instance", key_out=base / "org.key",
-                              passphrase=secrets.token_hex(16), hash_params=HashParams())
+    created = new_instance()
     recipients = created.config.recipients
     bodies = [json.dumps({"envelope": crypto.b64encode(crypto.seal(
         {"schema": 1, "what": "w" * 12000}, recipients)), "receipt_code": receipts.new_code(),
         "language": "en"}) for _ in range(4000)]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "INTAKE_INSTANCE": str(created.config.instance_dir)}
-    server = subprocess.Popen([sys.executable, "-m", "intake", "serve", "--port", str(port),
-                               "--threads", str(args.threads)], env=env,
-                              stderr=subprocess.DEVNULL)
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    with serving(created, threads=args.threads) as port:
         queue = iter(bodies)
         deadline = time.perf_counter() + args.seconds
 
@@ -102,9 +83,6 @@ def main() -> None:
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait()
     ceiling = argon2_ceiling(min(args.seconds, 10))
     throughput = len(latencies) / elapsed
     cuts = statistics.quantiles(latencies, n=100)

@@ -9,11 +9,14 @@ import pytest
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from intake import catalogues
 from intake.config import AVAILABLE_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[1] / "translations"
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
 TRANSLATED = [lang for lang in AVAILABLE_LANGUAGES if lang != "en"]
+# A partial catalogue may lack translations; one marked complete may not.
+COMPLETE = [lang for lang in TRANSLATED if catalogues.read(lang).complete]
 
 
 def _catalogue(lang: str):  # type: ignore[no-untyped-def]
@@ -26,8 +29,8 @@ def _template_ids() -> set[str]:
         return {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(handle) if m.id}
 
 
-@pytest.mark.parametrize("lang", TRANSLATED)
-def test_catalogue_is_complete_and_not_fuzzy(lang: str) -> None:
+@pytest.mark.parametrize("lang", COMPLETE)
+def test_catalogue_marked_complete_is_complete_and_not_fuzzy(lang: str) -> None:
     catalogue = _catalogue(lang)
     ids = {m.id if isinstance(m.id, str) else m.id[0] for m in catalogue if m.id}
     assert ids == _template_ids(), "run pybabel update: the catalogue and the template differ"
@@ -48,7 +51,8 @@ def test_placeholders_are_kept(lang: str) -> None:
         forms = message.string if isinstance(message.string, tuple) else (message.string,)
         expected = set(PLACEHOLDER.findall(ids[-1]))
         for form in forms:
-            assert set(PLACEHOLDER.findall(form)) == expected, f"{lang}: {message.id!r}"
+            if form:  # an untranslated form (allowed in a partial catalogue) has none
+                assert set(PLACEHOLDER.findall(form)) == expected, f"{lang}: {message.id!r}"
 
 
 @pytest.mark.parametrize("lang", TRANSLATED)
@@ -88,7 +92,7 @@ def test_i18n_check_finds_what_ci_must_refuse(tmp_path: Path) -> None:
     po.write_text(text, encoding="utf-8")
     problems = "\n".join(catalogues.check(root))
     assert "fuzzy" in problems and "placeholders differ" in problems
-    catalogues.add("sw", root)
-    assert "sw" in catalogues.languages(root)
-    assert catalogues.read("sw", root).review == catalogues.UNREVIEWED
-    assert not catalogues.read("sw", root).complete
+    catalogues.add("pt", root)
+    assert "pt" in catalogues.languages(root)
+    assert catalogues.read("pt", root).review == catalogues.UNREVIEWED
+    assert not catalogues.read("pt", root).complete

@@ -1,0 +1,50 @@
+"""A throwaway instance served by `intake serve` on 127.0.0.1, for the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from intake import instance
+from intake.receipts import HashParams
+
+
+def new_instance() -> instance.Created:
+    """Production argon2id parameters: benchmarks measure the real cost."""
+    base = Path(tempfile.mkdtemp(prefix="intake-bench-"))
+    return instance.create(
+        base / "instance", key_out=base / "org.key", passphrase=secrets.token_hex(16),
+        hash_params=HashParams(), secure_cookies=False,
+    )
+
+
+@contextmanager
+def serving(created: instance.Created, *, threads: int = 4) -> Iterator[int]:
+    """Run `intake serve` for `created` and yield its port once it accepts connections."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    env = {**os.environ, "INTAKE_INSTANCE": str(created.config.instance_dir)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "intake", "serve", "--port", str(port), "--threads", str(threads)],
+        env=env, stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait()
