@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from intake import instance as instance_mod
+from intake.config import AVAILABLE_LANGUAGES
 
 from harness import launch_chromium
 from support import CHEAP_HASH, PASSPHRASE
@@ -66,7 +67,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     (root / "tmp").mkdir(parents=True)
     created = instance_mod.create(
         root / "instance", key_out=tmp_path / "organisation.key", passphrase=PASSPHRASE,
-        hash_params=CHEAP_HASH, secure_cookies=False,
+        hash_params=CHEAP_HASH, secure_cookies=False, languages=AVAILABLE_LANGUAGES,
     )
     port = _free_port()
     log = root / "server.log"

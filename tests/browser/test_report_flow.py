@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from intake import receipts
+from intake.config import AVAILABLE_LANGUAGES
 
 from pages import ReportPage, StatusPage
 from support import translate
@@ -34,7 +35,7 @@ def _decrypted(server: Any) -> list[dict[str, Any]]:
     return documents
 
 
-@pytest.mark.parametrize("lang", ["en", "fr", "ar"])
+@pytest.mark.parametrize("lang", AVAILABLE_LANGUAGES)
 def test_report_sealed_in_the_browser(live_server: Any, context: Any, lang: str) -> None:
     marker = f"marker-{secrets.token_hex(8)}"
     page = context.new_page()
