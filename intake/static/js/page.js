@@ -42,10 +42,51 @@ function quickExit(event) {
   for (i = 0; i < document.forms.length; i++) document.forms[i].reset();
   var codes = document.querySelectorAll('#receipt-code, .code');
   for (i = 0; i < codes.length; i++) codes[i].textContent = '';
+  if (window.speechSynthesis) speechSynthesis.cancel();
   document.documentElement.classList.add('leaving');
   var target = '/n';
   try { target = pageData().exitUrl || target; } catch (e) { /* no page data: keep /n */ }
   location.replace(target);
+}
+
+// The receipt code read aloud, for people who cannot read it well. Only with a voice of
+// the page's language that the device itself provides (localService): nothing goes over
+// the network, and no voice reads the digits in a language the person may not know.
+export function spokenText(code) {
+  // One digit at a time, with a pause between the groups of four.
+  var digits = String(code).replace(/[^0-9]/g, '');
+  var groups = [];
+  for (var i = 0; i < digits.length; i += 4) groups.push(digits.slice(i, i + 4).split('').join(' '));
+  return groups.join('. ');
+}
+
+export function localVoice(voices, lang) {
+  for (var i = 0; i < voices.length; i++) {
+    var tag = String(voices[i].lang || '').toLowerCase().split(/[-_]/)[0];
+    if (voices[i].localService && tag === lang) return voices[i];
+  }
+  return null;
+}
+
+function setUpSpeech() {
+  var button = document.getElementById('speak-code');
+  if (!button || !window.speechSynthesis || !window.SpeechSynthesisUtterance) return;
+  var lang = pageData().language;
+  function offer() { show(button, !!localVoice(speechSynthesis.getVoices(), lang)); }
+  offer();
+  // Voices arrive late on some browsers.
+  if (speechSynthesis.addEventListener) speechSynthesis.addEventListener('voiceschanged', offer);
+  button.addEventListener('click', function () {
+    var voice = localVoice(speechSynthesis.getVoices(), lang);
+    var code = document.getElementById('receipt-code').textContent;
+    if (!voice || !code.trim()) return;
+    speechSynthesis.cancel();
+    var utterance = new SpeechSynthesisUtterance(spokenText(code));
+    utterance.voice = voice;
+    utterance.lang = voice.lang;
+    utterance.rate = 0.8;
+    speechSynthesis.speak(utterance);
+  });
 }
 
 function onKey(event) {
@@ -73,5 +114,6 @@ function registerWorker() {
 var exit = document.getElementById('quick-exit');
 if (exit) exit.addEventListener('click', quickExit);
 document.addEventListener('keydown', onKey);
+setUpSpeech();
 if (document.readyState === 'complete') registerWorker();
 else window.addEventListener('load', registerWorker);
