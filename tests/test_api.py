@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from flask.testing import FlaskClient
@@ -272,3 +273,12 @@ def test_any_api_body_gets_a_clear_answer_and_stores_nothing(client: FlaskClient
     assert 400 <= response.status_code < 500
     assert response.get_json()["error"] in {"bad_request", "too_large", "malformed_envelope"}
     assert _count(instance) == 0
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_main_questions_carry_a_pictogram_hidden_from_screen_readers(client: FlaskClient, lang: str) -> None:
+    page = client.get(f"/{lang}/").get_data(as_text=True)
+    icons = re.findall(r"<svg class=\"icon icon-(\w+)\"[^>]*>", page)
+    assert set(m for m in icons) == {"what", "who", "child", "when", "perpetrator", "danger", "help", "choices"}
+    assert all('aria-hidden="true"' in tag for tag in re.findall(r"<svg [^>]*>", page))
+    assert " style=" not in page  # the CSP forbids inline styles; icons use attributes only
