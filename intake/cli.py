@@ -11,6 +11,8 @@ import os
 import secrets
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -31,6 +33,19 @@ class Ctx:
             return load(self.instance_dir)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
+
+    @contextmanager
+    def database(self) -> Iterator[tuple[Config, store.Connection]]:
+        """The instance's database, ready for use, closed when the command is done."""
+        config = self.config()
+        try:
+            conn = store.open_ready(config.db_path, config.db_key, config.receipt_hash)
+        except store.StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            yield config, conn
+        finally:
+            conn.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -148,11 +163,8 @@ def decrypt(obj: Ctx, key_file: Path, passphrase_file: Path | None, out_dir: Pat
         key = crypto.read_key_file(key_file.read_bytes(), passphrase)
     except crypto.KeyFileError as exc:
         raise click.ClickException(f"Cannot open the key file: {exc}.") from None
-    _, conn = _open_store(obj)
-    try:
+    with obj.database() as (_, conn):
         found = list(store.envelopes(conn, report_ids))
-    finally:
-        conn.close()
     failures = 0
     missing = set(report_ids) - {item.report_id for item in found}
     if missing:
@@ -188,27 +200,16 @@ def focal_group() -> None:
     """Focal points: shared tablets that collect reports in the field."""
 
 
-def _open_store(obj: Ctx) -> tuple[Config, store.Connection]:
-    config = obj.config()
-    try:
-        conn = store.open_ready(config.db_path, config.db_key, config.receipt_hash)
-    except store.StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    return config, conn
-
-
 @focal_group.command("add")
 @click.argument("name")
 @click.pass_obj
 def focal_add(obj: Ctx, name: str) -> None:
     """Register a focal point and print its one-time enrolment code."""
-    _, conn = _open_store(obj)
-    try:
-        point, code = focal.add(conn, name, now=reports.utcnow())
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        conn.close()
+    with obj.database() as (_, conn):
+        try:
+            point, code = focal.add(conn, name, now=reports.utcnow())
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
     click.echo(f"Focal point {point.id} ({point.name}) registered. On its tablet, open "
                "/<language>/focal and enter this code within 7 days; it works once:")
     click.echo(code)
@@ -218,11 +219,8 @@ def focal_add(obj: Ctx, name: str) -> None:
 @click.pass_obj
 def focal_list(obj: Ctx) -> None:
     """List focal points and their state."""
-    _, conn = _open_store(obj)
-    try:
+    with obj.database() as (_, conn):
         points = focal.all_points(conn)
-    finally:
-        conn.close()
     for point in points:
         state = "revoked" if point.revoked else "enrolled" if point.enrolled else "waiting"
         click.echo(f"{point.id}  {state:8}  {point.name}")
@@ -233,11 +231,8 @@ def focal_list(obj: Ctx) -> None:
 @click.pass_obj
 def focal_revoke(obj: Ctx, focal_id: str) -> None:
     """Refuse every later report signed by this focal point's tablet."""
-    _, conn = _open_store(obj)
-    try:
+    with obj.database() as (_, conn):
         done = focal.revoke(conn, focal_id, now=reports.utcnow())
-    finally:
-        conn.close()
     if not done:
         raise click.ClickException(f"No active focal point with id {focal_id}.")
     click.echo(f"Focal point {focal_id} revoked.")
@@ -248,15 +243,13 @@ def focal_revoke(obj: Ctx, focal_id: str) -> None:
 @click.pass_obj
 def import_queue(obj: Ctx, queue_file: Path) -> None:
     """Store the reports of a queue file exported by a tablet that could not get online."""
-    config, conn = _open_store(obj)
-    try:
-        result = reports.import_queue(conn, config, queue_file.read_bytes())
-    except reports.Rejected as exc:
-        raise click.ClickException(
-            f"{queue_file} is not an intake queue file ({exc.code})."
-        ) from None
-    finally:
-        conn.close()
+    with obj.database() as (config, conn):
+        try:
+            result = reports.import_queue(conn, config, queue_file.read_bytes())
+        except reports.Rejected as exc:
+            raise click.ClickException(
+                f"{queue_file} is not an intake queue file ({exc.code})."
+            ) from None
     click.echo(f"{result.stored} stored, {result.already} already there, "
                f"{len(result.refused)} refused.")
     for index, code in result.refused:
