@@ -1,0 +1,353 @@
+"""Every benchmark in one run: prints a table of figures against their goals and writes them,
+with the machine and the raw results, to bench/results/latest.json.
+
+Each benchmark is also a script of its own (see the module docstrings); this imports their
+`measure` functions. A section here turns one benchmark's result into table rows. Goals are
+printed, never asserted: a figure that misses its goal is news, not a failed build.
+A section whose feature does not exist yet says "not available yet" (null in the JSON);
+giving it a figure is one function.
+Run: .venv/bin/python bench/run.py [--only SECTION ...] [--markdown] [--render JSON]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import backup
+import browser_seal
+import page_weight
+import slow_link
+import status_check
+import storage
+import throughput
+from server import discard
+
+from intake import instance
+
+ROOT = Path(__file__).resolve().parents[1]
+LATEST = ROOT / "bench" / "results" / "latest.json"
+SUITE_BUDGET_S = 15 * 60
+NOT_YET = "not available yet"
+
+
+@dataclass(frozen=True)
+class Goal:
+    text: str  # as printed, e.g. "≤ 40,960 B"
+    limit: float
+    at_most: bool  # True: the figure must not exceed `limit`; False: must reach it
+
+    def met(self, value: float) -> bool:
+        return value <= self.limit if self.at_most else value >= self.limit
+
+
+def at_most(limit: float, text: str) -> Goal:
+    return Goal(f"≤ {text}" if limit else text, limit, at_most=True)
+
+
+def at_least(limit: float, text: str) -> Goal:
+    return Goal(f"≥ {text}", limit, at_most=False)
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str  # stable name in the JSON
+    what: str
+    shown: str  # the figure as printed
+    value: float | None = None  # what the goal is checked against; None: not measured
+    goal: Goal | None = None
+
+    @property
+    def met(self) -> bool | None:
+        if self.goal is None or self.value is None:
+            return None
+        return self.goal.met(self.value)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"key": self.key, "what": self.what, "figure": self.shown, "value": self.value,
+                "goal": self.goal.text if self.goal else None, "met": self.met}
+
+
+Result = tuple[dict[str, Any] | None, list[Figure]]
+
+
+def _bytes(n: float) -> str:
+    return f"{n:,.0f} B"
+
+
+def _ms(ms: float) -> str:
+    return f"{ms:,.0f} ms"
+
+
+# Sections, in the order of the table. Each measures and returns (raw result, rows).
+
+def page_weight_section() -> Result:
+    raw = page_weight.measure()
+    first, repeat = raw["first_visit"], raw["repeat_visit"]
+    heaviest = max(row["bytes"] for row in first)
+    most = max(row["requests"] for row in first)
+    per_lang = " / ".join(f"{row['page'].strip('/')} {row['bytes']:,}" for row in first)
+    return raw, [
+        Figure("page_weight.first_visit_bytes",
+               "report page, first visit: bytes transferred (compressed, headers included)",
+               f"{per_lang} B", heaviest, at_most(raw["budget_bytes"],
+                                                  _bytes(raw["budget_bytes"]))),
+        Figure("page_weight.first_visit_requests", "report page, first visit: requests",
+               str(most), most, at_most(raw["budget_requests"], str(raw["budget_requests"]))),
+        Figure("page_weight.repeat_visit_static_bytes",
+               "repeat visit with the service worker: static files (CSS, JS, icon) "
+               "over the network",
+               _bytes(repeat["static_network_bytes"]), repeat["static_network_bytes"],
+               at_most(0, "0 B")),
+        Figure("page_weight.repeat_visit_network_bytes",
+               "repeat visit with the service worker: everything over the network "
+               f"({', '.join(repeat['network_requests']) or 'nothing'})",
+               _bytes(repeat["network_bytes"]), repeat["network_bytes"], at_most(0, "0 B")),
+    ]
+
+
+def slow_link_section() -> Result:
+    raw = slow_link.measure()
+    link = "400 kbit/s, 400 ms RTT"
+    three_s = at_most(3000, "3 s")
+    words = f"{raw['report_words']:,}-word report"
+    return raw, [
+        Figure("slow_link.first_visit_usable_ms", f"usable form, first visit, {link}",
+               _ms(raw["first_visit_usable_ms"]), raw["first_visit_usable_ms"], three_s),
+        Figure("slow_link.repeat_visit_usable_ms", f"usable form, repeat visit, {link}",
+               _ms(raw["repeat_visit_usable_ms"]), raw["repeat_visit_usable_ms"]),
+        Figure("slow_link.submit_to_receipt_code_ms",
+               f"{words}: Send to receipt code on screen, {link}",
+               _ms(raw["submit_to_receipt_code_ms"]), raw["submit_to_receipt_code_ms"],
+               three_s),
+        Figure("slow_link.submit_to_received_ms",
+               f"{words}: Send to \"received\" (stored by the server), {link}",
+               _ms(raw["submit_to_received_ms"]), raw["submit_to_received_ms"], three_s),
+    ]
+
+
+def throughput_section() -> Result:
+    raw = throughput.measure()
+    return raw, [
+        Figure("throughput.per_s",
+               f"submissions, {raw['clients']} concurrent clients, 2,000-word reports",
+               f"{raw['throughput_per_s']:.1f} reports/s, p50 {_ms(raw['p50_ms'])}, "
+               f"p99 {_ms(raw['p99_ms'])}", raw["throughput_per_s"]),
+        Figure("throughput.ratio",
+               f"that against argon2id alone on {raw['cores']} cores "
+               f"({raw['argon2_ceiling_per_s']:.1f} hashes/s)",
+               f"{raw['ratio']:.2f}", raw["ratio"], at_least(0.8, "0.8")),
+    ]
+
+
+def status_check_section() -> Result:
+    raw = status_check.measure()
+    rows = [
+        Figure(f"status_check.{row['reports']}_ms",
+               f"status check, {row['reports']:,} reports stored: found / unknown / mistyped "
+               f"(median of {raw['runs']})",
+               f"{row['found_ms']:.0f} / {row['unknown_ms']:.0f} / {row['mistyped_ms']:.0f} ms",
+               row["found_ms"])
+        for row in raw["rows"]
+    ]
+    rows.append(Figure("status_check.ratio", "found-code time, 100,000 against 10 reports",
+                       f"{raw['ratio_found']:.2f}", raw["ratio_found"], at_most(1.2, "1.2")))
+    return raw, rows
+
+
+def browser_seal_section() -> Result:
+    raw = browser_seal.measure()
+    return raw, [
+        Figure(f"browser_seal.{row['bytes'] // 1_000_000}mb_ms",
+               f"sealing {row['bytes'] // 1_000_000} MB in Chromium, against plain AES-GCM",
+               f"{row['seal_ms']:,.0f} ms against {row['aes_ms']:,.0f} ms "
+               f"(ratio {row['ratio']:.1f})", row["seal_ms"])
+        for row in raw["rows"]
+    ]
+
+
+@functools.cache
+def _store() -> tuple[instance.Created, dict[str, Any]]:
+    """The 10,000-report instance, shared by the storage and backup sections."""
+    return storage.fill()
+
+
+def storage_section() -> Result:
+    created, filled = _store()
+    typical = storage.sizes(created, filled)
+    long_reports = storage.measure(words=2000)
+    raw = {"typical": typical, "long": long_reports}
+    return raw, [
+        Figure(f"storage.{row['words']}_words",
+               f"database per report, {row['reports']:,} reports of {row['words']:,} words, "
+               "against its envelope",
+               f"{_bytes(row['bytes_per_report'])} against "
+               f"{_bytes(row['envelope_bytes_per_report'])} "
+               f"(overhead ratio {row['overhead_ratio']:.2f})", row["overhead_ratio"])
+        for row in (typical, long_reports)
+    ]
+
+
+def backup_section() -> Result:
+    what = f"`intake backup`, {storage.REPORTS:,} reports"
+    if not backup.available():
+        return None, [Figure("backup.seconds", what, NOT_YET)]
+    created, _ = _store()
+    raw = backup.measure(created)
+    assert raw is not None
+    if raw["seconds"] is None:
+        return raw, [Figure("backup.seconds", what, f"failed: {raw.get('error')}")]
+    return raw, [Figure("backup.seconds", what,
+                        f"{raw['seconds']:.1f} s ({_bytes(raw['bytes_written'])} written)",
+                        raw["seconds"])]
+
+
+def case_list_section() -> Result:
+    # The officer console is not written yet. When it is: fill 100,000 reports (as
+    # storage.fill does), time the case-list page, and return its figure here.
+    return None, [Figure("case_list.ms", "case list page, 100,000 cases", NOT_YET)]
+
+
+SECTIONS: dict[str, Callable[[], Result]] = {
+    "page_weight": page_weight_section,
+    "slow_link": slow_link_section,
+    "throughput": throughput_section,
+    "status_check": status_check_section,
+    "browser_seal": browser_seal_section,
+    "storage": storage_section,
+    "backup": backup_section,
+    "case_list": case_list_section,
+}
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    memory_kib = 0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kib = int(line.split()[1])
+    except OSError:
+        pass  # not Linux: the rest still says enough
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_kib / 2**20, 1),
+            "os": platform.platform(), "python": platform.python_version()}
+
+
+def code_version() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False).stdout.strip()
+    # bench/results/ itself is left out: the previous results do not make the code dirty.
+    dirty = git("status", "--porcelain", "--", ".", ":!bench/results")
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(dirty)}
+
+
+def table(figures: list[dict[str, Any]], markdown: bool) -> str:
+    def met(figure: dict[str, Any]) -> str:
+        return {True: "met", False: "NOT MET", None: ""}[figure["met"]]
+
+    rows = [(f["what"], f["figure"], f["goal"] or "—", met(f)) for f in figures]
+    header = ("what", "figure", "goal", "met")
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|---|---|---|---|"]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+                  for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+                     .rstrip() for row in [header, *rows])
+
+
+def run(names: list[str]) -> tuple[dict[str, Any], bool]:
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    if load_before[0] > 0.5 * (os.cpu_count() or 1):
+        print(f"Load average {load_before[0]:.1f} on {os.cpu_count()} cores: other work is "
+              "running, and the times will show it.", file=sys.stderr)
+    results: dict[str, Any] = {}
+    figures: list[Figure] = []
+    seconds: dict[str, float] = {}
+    ok = True
+    try:
+        for name in names:
+            print(f"[{time.perf_counter() - started:6.0f} s] {name} ...", file=sys.stderr)
+            section_started = time.perf_counter()
+            try:
+                results[name], rows = SECTIONS[name]()
+            except Exception as exc:
+                # One broken benchmark should not cost the figures of the others.
+                traceback.print_exc()
+                ok = False
+                results[name] = None
+                rows = [Figure(f"{name}.error", name, f"failed: {type(exc).__name__}: {exc}")]
+            figures += rows
+            seconds[name] = time.perf_counter() - section_started
+    finally:
+        if _store.cache_info().currsize:
+            discard(_store()[0])
+    total = time.perf_counter() - started
+    if set(names) == set(SECTIONS):
+        figures.append(Figure("suite.seconds", "the whole suite, bench/run.py",
+                              f"{total / 60:.1f} min", total,
+                              at_most(SUITE_BUDGET_S, f"{SUITE_BUDGET_S // 60} min")))
+    chromium = (results.get("page_weight") or {}).get("chromium")
+    report = {
+        "suite": "bench/run.py", "started_at": started_at.isoformat(timespec="seconds"),
+        "seconds": total, "section_seconds": seconds,
+        "machine": {**machine(), "chromium": chromium,
+                    "load_average_before": load_before, "load_average_after": os.getloadavg()},
+        "code": code_version(),
+        "figures": [f.as_json() for f in figures],
+        "results": results,
+    }
+    return report, ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--only", nargs="+", choices=list(SECTIONS), metavar="SECTION",
+                        help=f"run only these: {', '.join(SECTIONS)}")
+    parser.add_argument("--out", type=Path,
+                        help=f"where to write the JSON (default {LATEST.relative_to(ROOT)} "
+                        "for a full run; nothing for a partial one)")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="print the table of an earlier run instead of running")
+    args = parser.parse_args()
+    if args.render:
+        print(table(json.loads(args.render.read_text())["figures"], args.markdown))
+        return
+    names = args.only or list(SECTIONS)
+    report, ok = run(names)
+    print(table(report["figures"], args.markdown))
+    print(f"\n{report['seconds'] / 60:.1f} min on {report['machine']['cores']} cores "
+          f"({report['machine']['cpu']})")
+    out = args.out or (LATEST if not args.only else None)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
+        print(f"written to {out}")
+    if not ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
