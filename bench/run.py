@@ -106,6 +106,11 @@ def page_weight_section() -> Result:
                                                   _bytes(raw["budget_bytes"]))),
         Figure("page_weight.first_visit_requests", "report page, first visit: requests",
                str(most), most, at_most(raw["budget_requests"], str(raw["budget_requests"]))),
+        Figure("page_weight.first_visit_uncompressed_bytes",
+               "the same bodies uncompressed (headers not included)",
+               " / ".join(f"{row['page'].strip('/')} {row['uncompressed_body_bytes']:,}"
+                          for row in first) + " B",
+               max(row["uncompressed_body_bytes"] for row in first)),
         Figure("page_weight.repeat_visit_static_bytes",
                "repeat visit with the service worker: static files (CSS, JS, icon) "
                "over the network",
