@@ -309,6 +309,7 @@ def run(names: list[str]) -> tuple[dict[str, Any], bool]:
     results: dict[str, Any] = {}
     figures: list[Figure] = []
     seconds: dict[str, float] = {}
+    load_after: dict[str, float] = {}
     ok = True
     try:
         for name in names:
@@ -324,6 +325,9 @@ def run(names: list[str]) -> tuple[dict[str, Any], bool]:
                 rows = [Figure(f"{name}.error", name, f"failed: {type(exc).__name__}: {exc}")]
             figures += rows
             seconds[name] = time.perf_counter() - section_started
+            # One-minute load average as each section ends: other work on a shared machine
+            # slows the times, and this shows when it did.
+            load_after[name] = round(os.getloadavg()[0], 2)
     finally:
         if _store.cache_info().currsize:
             discard(_store()[0])
@@ -337,7 +341,7 @@ def run(names: list[str]) -> tuple[dict[str, Any], bool]:
         "suite": "bench/run.py", "started_at": started_at.isoformat(timespec="seconds"),
         "seconds": total, "section_seconds": seconds,
         "machine": {**machine(), "chromium": chromium,
-                    "load_average_before": load_before, "load_average_after": os.getloadavg()},
+                    "load_average_before": load_before, "load_after_section": load_after},
         "code": code_version(),
         "figures": [f.as_json() for f in figures],
         "results": results,
