@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g
 
-from intake import i18n, security, store
+from intake import cases, i18n, security, store
 from intake.config import Config
 
 
@@ -23,10 +23,12 @@ def create_app(config: Config) -> Flask:
     i18n.init_app(app)
     _check_store(config)
 
+    from intake.casework import bp as casework_bp
     from intake.report import bp as report_bp
     from intake.report.api import enrol_api, submit_api
 
     app.register_blueprint(report_bp)
+    app.register_blueprint(casework_bp)
     # The submission API takes no CSRF token, on purpose: it accepts only application/json
     # (which a cross-site page cannot send without a CORS preflight we never grant), it
     # carries no ambient authority (anyone may file a report), and a report queued offline
@@ -55,4 +57,9 @@ def _close_db(_exc: BaseException | None) -> None:
 
 
 def _check_store(config: Config) -> None:
-    store.open_ready(config.db_path, config.db_key, config.receipt_hash).close()
+    conn = store.open_ready(config.db_path, config.db_key, config.receipt_hash)
+    try:
+        # Service levels may have changed in config.toml since the last start.
+        cases.refresh_due(conn, config.service_levels)
+    finally:
+        conn.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from intake import catalogues, crypto, focal, reports, store
+from intake import accounts, audit, catalogues, crypto, focal, reports, store
 from intake import instance as instance_mod
 from intake.config import Config, ConfigError, load
 
@@ -195,6 +195,98 @@ def decrypt(obj: Ctx, key_file: Path, passphrase_file: Path | None, out_dir: Pat
         raise click.ClickException(f"{failures} report(s) could not be opened with this key.")
 
 
+@main.group("user")
+def user_group() -> None:
+    """Officer accounts: administrators, case officers and analysts."""
+
+
+@user_group.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(accounts.ROLES), required=True,
+              help="admin: accounts and settings; officer: cases; analyst: figures only.")
+@click.pass_obj
+def user_add(obj: Ctx, username: str, role: str) -> None:
+    """Add an account and print its one-time set-up code."""
+    with obj.database() as (config, conn):
+        try:
+            user, code = accounts.add(
+                conn, config.audit_key, username=username, role=role, actor=None,
+                now=reports.utcnow(), setup_hours=config.console.setup_hours,
+            )
+        except accounts.AccountError as exc:
+            raise click.ClickException(str(exc)) from None
+    _print_setup(user.username, code, config.console.setup_hours)
+
+
+def _print_setup(username: str, code: str, hours: int) -> None:
+    click.echo(f"Give {username} this set-up code, in person or by a safe channel. It works "
+               f"once, for {hours} hours, at /<language>/console/setup:")
+    click.echo(code)
+
+
+@user_group.command("list")
+@click.pass_obj
+def user_list(obj: Ctx) -> None:
+    """List accounts, their roles and states."""
+    with obj.database() as (_, conn):
+        users = accounts.all_users(conn)
+    for user in users:
+        state = "disabled" if user.disabled else "active" if user.set_up else "waiting"
+        click.echo(f"{user.username:32}  {user.role:8}  {state}")
+
+
+def _user_id(conn: store.Connection, username: str) -> int:
+    row = conn.execute("SELECT id FROM users WHERE username = ?",
+                       (username.strip().lower(),)).fetchone()
+    if row is None:
+        raise click.ClickException(f"There is no account called {username}.")
+    return int(row[0])
+
+
+@user_group.command("reset")
+@click.argument("username")
+@click.pass_obj
+def user_reset(obj: Ctx, username: str) -> None:
+    """Lost phone or password: clear both, end all sessions, print a new set-up code."""
+    with obj.database() as (config, conn):
+        code = accounts.reset(conn, config.audit_key, user_id=_user_id(conn, username),
+                              actor=None, now=reports.utcnow(),
+                              setup_hours=config.console.setup_hours)
+    _print_setup(username, code, config.console.setup_hours)
+
+
+@user_group.command("disable")
+@click.argument("username")
+@click.pass_obj
+def user_disable(obj: Ctx, username: str) -> None:
+    """Disable an account and end its sessions (the audit log keeps its history)."""
+    with obj.database() as (config, conn):
+        try:
+            accounts.disable(conn, config.audit_key, user_id=_user_id(conn, username),
+                             actor=None, now=reports.utcnow())
+        except accounts.AccountError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{username} is disabled.")
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log of officer actions."""
+
+
+@audit_group.command("verify")
+@click.pass_obj
+def audit_verify(obj: Ctx) -> None:
+    """Check that no audit entry was edited, reordered or deleted."""
+    with obj.database() as (config, conn):
+        try:
+            count, head = audit.verify(conn, config.audit_key)
+        except audit.AuditChainBroken as exc:
+            raise click.ClickException(f"The audit log was tampered with: {exc}.") from None
+    click.echo(f"The audit log is intact: {count} entries. Last link (note it down "
+               f"elsewhere to detect a rollback later): {head}")
+
+
 @main.group("focal")
 def focal_group() -> None:
     """Focal points: shared tablets that collect reports in the field."""
@@ -315,6 +407,16 @@ def demo(port: int) -> None:
     )
     _print_created(created)
     click.echo(f"Demo key file passphrase: {passphrase}")
+    conn = store.open_ready(created.config.db_path, created.config.db_key,
+                            created.config.receipt_hash)
+    try:
+        for name, role in (("admin", "admin"), ("officer", "officer")):
+            _, code = accounts.add(conn, created.config.audit_key, username=name, role=role,
+                                   actor=None, now=reports.utcnow(), setup_hours=72)
+            click.echo(f"Console account {name!r} ({role}): set it up at "
+                       f"http://127.0.0.1:{port}/en/console/setup with the code {code}")
+    finally:
+        conn.close()
     click.echo(f"Open http://127.0.0.1:{port}/ on this machine. To read the reports:")
     click.echo(
         f"  intake --instance {created.config.instance_dir} decrypt --key {created.key_file}"

@@ -10,6 +10,7 @@ An instance folder holds:
     pepper.key      64 hex digits: the receipt-code pepper
     session.key     64 hex digits: Flask's signing key for the CSRF session cookie
     receipt.key     hex PKCS#8: the receipt key, which opens receipt codes sealed on devices
+    audit.key       64 hex digits: the key of the audit log's hash chain
     intake.db       the SQLCipher database (with -wal and -shm beside it)
 """
 
@@ -32,6 +33,7 @@ DB_KEY_FILE = "db.key"
 PEPPER_FILE = "pepper.key"
 SESSION_KEY_FILE = "session.key"
 RECEIPT_KEY_FILE = "receipt.key"
+AUDIT_KEY_FILE = "audit.key"
 DB_FILE = "intake.db"
 
 # English and every language with a catalogue in translations/; config enables a subset.
@@ -81,6 +83,17 @@ class ServiceLevels:
 
 
 @dataclass(frozen=True)
+class Console:
+    """Officer sessions: server-side, revocable, short-lived."""
+
+    idle_minutes: int = 30  # also when an officer's browser forgets the unlocked key
+    session_hours: int = 12  # absolute lifetime, however active the session is
+    reauth_minutes: int = 5  # sensitive actions need the password and code this recently
+    setup_hours: int = 72  # a new account's one-time set-up code expires after this
+    page_size: int = 50
+
+
+@dataclass(frozen=True)
 class Limits:
     # A 2,000-word report is about 12 KiB of JSON; 256 KiB leaves room for long ones while
     # bounding what one request can make the server hold in memory.
@@ -104,6 +117,8 @@ class Config:
     service_levels: ServiceLevels = ServiceLevels()
     limits: Limits = Limits()
     receipt_hash: HashParams = HashParams()
+    password_hash: HashParams = HashParams()
+    console: Console = Console()
     # Off only for a demo or test served over plain http on 127.0.0.1.
     secure_cookies: bool = True
     timezone: str = "UTC"
@@ -113,6 +128,7 @@ class Config:
     pepper: bytes = field(default=b"", repr=False)
     session_key: bytes = field(default=b"", repr=False)
     receipt_key: PrivateKey | None = field(default=None, repr=False)
+    audit_key: bytes = field(default=b"", repr=False)
 
     @property
     def receipt_public_key(self) -> PublicKey:
@@ -175,6 +191,8 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         service_levels=ServiceLevels(**raw.get("service_levels", {})),
         limits=Limits(**raw.get("limits", {})),
         receipt_hash=HashParams(**raw.get("receipt_hash", {})),
+        password_hash=HashParams(**raw.get("password_hash", {})),
+        console=_console(raw.get("console", {})),
         secure_cookies=bool(raw.get("secure_cookies", True)),
         timezone=_timezone(str(raw.get("timezone", "UTC"))),
         focal_idle_minutes=int(raw.get("focal_idle_minutes", 5)),
@@ -182,7 +200,16 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         pepper=_key_bytes(_read_secret(instance_dir, PEPPER_FILE), PEPPER_FILE),
         session_key=_key_bytes(_read_secret(instance_dir, SESSION_KEY_FILE), SESSION_KEY_FILE),
         receipt_key=_receipt_key(_read_secret(instance_dir, RECEIPT_KEY_FILE)),
+        audit_key=_key_bytes(_read_secret(instance_dir, AUDIT_KEY_FILE), AUDIT_KEY_FILE),
     )
+
+
+def _console(raw: dict[str, Any]) -> Console:
+    console = Console(**{k: int(v) for k, v in raw.items()})
+    if min(console.idle_minutes, console.session_hours, console.reauth_minutes,
+           console.setup_hours, console.page_size) < 1:
+        raise ValueError("every [console] setting is a whole number of at least 1")
+    return console
 
 
 def _receipt_key(text: str) -> PrivateKey:

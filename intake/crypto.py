@@ -15,16 +15,19 @@ import os
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from hmac import compare_digest
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, hpke, serialization
+from cryptography.hazmat.primitives import hashes, hmac, hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.twofactor import InvalidToken
+from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 from intake import envelope as fmt
 
@@ -71,6 +74,10 @@ class ReceiptOpenError(CryptoError):
 
 class SignatureInvalid(CryptoError):
     """A focal-point signature does not verify, or the key or signature is malformed."""
+
+
+class TotpInvalid(CryptoError):
+    """A one-time code is wrong, out of its time window, or was used before."""
 
 
 @dataclass(frozen=True)
@@ -399,6 +406,69 @@ def b64decode(text: str) -> bytes:
         # Reject non-canonical encodings, so one envelope has exactly one text form.
         raise ValueError("not canonical base64url")
     return raw
+
+
+# --- Officer accounts and the audit chain ---------------------------------------------------
+
+# RFC 6238 as every authenticator app implements it: SHA-1, 6 digits, 30-second steps.
+TOTP_SECRET_LEN = 20
+TOTP_STEP = 30
+
+
+def new_totp_secret(rng: Rng = os.urandom) -> bytes:
+    return rng(TOTP_SECRET_LEN)
+
+
+def _totp(secret: bytes) -> TOTP:
+    return TOTP(secret, 6, hashes.SHA1(), TOTP_STEP)  # noqa: S303  (RFC 6238 default)
+
+
+def totp_uri(secret: bytes, *, account: str, issuer: str) -> str:
+    """The otpauth:// address an authenticator app reads from the enrolment QR code."""
+    return _totp(secret).get_provisioning_uri(account, issuer)
+
+
+def totp_code(secret: bytes, *, at: float) -> str:
+    """The code an authenticator shows at `at` (tests and tools)."""
+    return _totp(secret).generate(int(at)).decode("ascii")
+
+
+def totp_verify(secret: bytes, code: str, *, at: float, last_step: int) -> int:
+    """The time step `code` belongs to, one step of clock drift allowed either way.
+
+    A step at or before `last_step` is refused, so a code seen over a shoulder or in a log
+    cannot be used again. Raises TotpInvalid.
+    """
+    digits = "".join(code.split())
+    if len(digits) != 6 or not digits.isascii() or not digits.isdigit():
+        raise TotpInvalid("a code has 6 digits")
+    step = int(at) // TOTP_STEP
+    for candidate in (step, step - 1, step + 1):
+        if candidate <= last_step:
+            continue
+        try:
+            _totp(secret).verify(digits.encode("ascii"), candidate * TOTP_STEP)
+        except InvalidToken:
+            continue
+        return candidate
+    raise TotpInvalid("wrong or used code")
+
+
+def audit_mac(key: bytes, previous: bytes, entry: bytes) -> bytes:
+    """One link of the audit chain: HMAC-SHA256 over the previous link and this entry."""
+    mac = hmac.HMAC(key, hashes.SHA256())
+    mac.update(previous)
+    mac.update(entry)
+    return mac.finalize()
+
+
+def macs_equal(a: bytes, b: bytes) -> bool:
+    return compare_digest(a, b)
+
+
+def token_digest(token: str) -> bytes:
+    """How a session token or a one-time code is stored: a database copy cannot log in."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 def _wrapping_key(passphrase: str, salt: bytes, iterations: int) -> bytes:

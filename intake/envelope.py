@@ -15,8 +15,9 @@ VERSION = 1
 SUITE_P256_SHA256_AES256GCM = 1
 FLAG_SERVER_SEALED = 0x01
 KNOWN_FLAGS = FLAG_SERVER_SEALED
-SCHEMA_V1 = 1
-KNOWN_SCHEMAS = frozenset({SCHEMA_V1})
+SCHEMA_V1 = 1  # a report (SECURITY.md, Formats 3)
+SCHEMA_NOTE = 2  # an officer's note on a case, bound to the case's report id (Formats 10)
+KNOWN_SCHEMAS = frozenset({SCHEMA_V1, SCHEMA_NOTE})
 
 PREFIX_LEN = 25
 KEY_ID_LEN = 32

@@ -52,6 +52,9 @@ def check_envelope(data: bytes, config: Config) -> fmt.Envelope:
     except fmt.EnvelopeMalformed:
         raise Rejected("too_large" if len(data) > config.limits.max_envelope_bytes
                        else "malformed_envelope") from None
+    if env.schema != fmt.SCHEMA_V1:
+        # Officers' notes share the envelope format but are never reports.
+        raise Rejected("unsupported_version")
     active = {key.key_id for key in config.recipients}
     if any(entry.key_id not in active for entry in env.recipients):
         raise Rejected("unknown_key")

@@ -112,8 +112,95 @@ _MIGRATION_2 = """
         );
 """
 
+# The officer console: accounts, server-side sessions, the audit chain and casework.
+# Triage fields and messages to the complainant are plaintext inside SQLCipher: the server
+# must count the first and show the second to someone who holds only a receipt code (see
+# SECURITY.md, "What the server can read"). Officer notes are envelopes, like reports.
+_MIGRATION_3 = """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'officer', 'analyst')),
+            created_at TEXT NOT NULL,
+            setup_hash BLOB UNIQUE,          -- SHA-256 of the one-time set-up code
+            setup_expires_at TEXT,
+            password_hash TEXT,              -- argon2id, PHC string; NULL until set up
+            totp_secret BLOB,                -- NULL until set up
+            totp_last_step INTEGER NOT NULL DEFAULT 0,  -- a code is accepted once
+            failed_logins INTEGER NOT NULL DEFAULT 0,
+            last_failed_at TEXT,
+            disabled_at TEXT
+        );
+        -- Failed logins of any account, or of none: only the time, for the overall limit.
+        CREATE TABLE login_failures (at TEXT NOT NULL);
+        CREATE INDEX login_failures_at ON login_failures (at);
+        CREATE TABLE sessions (
+            token_hash BLOB PRIMARY KEY,     -- SHA-256 of the cookie's random token
+            user_id INTEGER NOT NULL REFERENCES users (id),
+            created_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            reauth_at TEXT NOT NULL          -- last time the password and code were given
+        );
+        CREATE INDEX sessions_user ON sessions (user_id);
+        CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor INTEGER,                   -- users.id; NULL for an unknown account
+            action TEXT NOT NULL,
+            report_id TEXT,
+            detail TEXT NOT NULL,            -- canonical JSON object
+            mac BLOB NOT NULL                -- HMAC chain, see intake/audit.py
+        );
+        ALTER TABLE reports ADD COLUMN assignee INTEGER REFERENCES users (id);
+        ALTER TABLE reports ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
+        ALTER TABLE reports ADD COLUMN outcome TEXT;
+        ALTER TABLE reports ADD COLUMN acknowledged_at TEXT;
+        ALTER TABLE reports ADD COLUMN first_update_at TEXT;
+        -- The next service-level deadline, '9999' when none: kept by intake/cases.py so the
+        -- case list sorts overdue cases first from an index, however many cases there are.
+        ALTER TABLE reports ADD COLUMN due_at TEXT NOT NULL DEFAULT '9999';
+        -- The complainant's answers, recorded by an officer's browser after decrypting:
+        -- NULL until then. Referrals and sharing are refused unless the answer was yes.
+        ALTER TABLE reports ADD COLUMN consent_refer INTEGER;
+        ALTER TABLE reports ADD COLUMN consent_share INTEGER;
+        ALTER TABLE reports ADD COLUMN consent_statistics INTEGER;
+        CREATE INDEX reports_due ON reports (due_at, received_at);
+        CREATE INDEX reports_status ON reports (status, due_at);
+        CREATE INDEX reports_assignee ON reports (assignee, due_at);
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            report_id TEXT NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            author INTEGER NOT NULL REFERENCES users (id),
+            body TEXT NOT NULL
+        );
+        CREATE INDEX messages_report ON messages (report_id, at);
+        CREATE TABLE notes (
+            id INTEGER PRIMARY KEY,
+            report_id TEXT NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            author INTEGER NOT NULL REFERENCES users (id),
+            envelope BLOB NOT NULL
+        );
+        CREATE INDEX notes_report ON notes (report_id, at);
+        CREATE TABLE triage (
+            report_id TEXT PRIMARY KEY REFERENCES reports (id) ON DELETE CASCADE,
+            updated_at TEXT NOT NULL,
+            fields TEXT NOT NULL             -- canonical JSON object, see intake/triage.py
+        );
+        CREATE TABLE referrals (
+            id INTEGER PRIMARY KEY,
+            report_id TEXT NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+            service TEXT NOT NULL,
+            referred_on TEXT NOT NULL,       -- a date, as the officer gave it
+            created_at TEXT NOT NULL,
+            author INTEGER NOT NULL REFERENCES users (id)
+        );
+        CREATE INDEX referrals_report ON referrals (report_id);
+"""
+
 # Append only: a migration that has shipped is never edited. Each has its own test.
-MIGRATIONS: Sequence[str] = (_MIGRATION_1, _MIGRATION_2)
+MIGRATIONS: Sequence[str] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3)
 
 
 def connect(path: Path, key: bytes) -> Connection:
@@ -154,8 +241,14 @@ def transaction(conn: Connection) -> Iterator[Connection]:
 
     Connections run in autocommit mode (isolation_level=None), so `with conn:` would not
     open a transaction; this does, and takes the write lock at once so that two workers
-    reading then writing the same row cannot interleave.
+    reading then writing the same row cannot interleave. Inside another transaction it
+    joins that one.
     """
+    if conn.in_transaction:
+        # Joined by an outer transaction (an action and its audit entry commit together);
+        # the outer one commits or rolls back for both.
+        yield conn
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn

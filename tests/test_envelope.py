@@ -183,7 +183,7 @@ def test_server_sealed_flag_alone_is_accepted() -> None:
     assert env.server_sealed
 
 
-@pytest.mark.parametrize("schema", [0, 2, 255])
+@pytest.mark.parametrize("schema", [0, 3, 255])
 def test_unknown_schema_is_unsupported(schema: int) -> None:
     _raises_exactly(EnvelopeUnsupported, _set(_sealed(), 7, bytes([schema])))
 

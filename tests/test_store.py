@@ -48,6 +48,31 @@ SCHEMAS: dict[int, dict[str, object]] = {
         },
         "indexes": {"reports_received_at", "report_events_report"},
     },
+    3: {
+        "tables": {
+            "meta": ["name", "value"],
+            "reports": ["id", "received_at", "channel", "language", "schema_version", "status",
+                        "sealed_by", "receipt_hash", "envelope_sha256", "envelope",
+                        "assignee", "priority", "outcome", "acknowledged_at", "first_update_at",
+                        "due_at", "consent_refer", "consent_share", "consent_statistics"],
+            "report_events": ["id", "report_id", "at", "status"],
+            "focal_points": ["id", "name", "created_at", "enrolment_hash",
+                             "enrolment_expires_at", "public_key", "enrolled_at", "revoked_at"],
+            "users": ["id", "username", "role", "created_at", "setup_hash", "setup_expires_at",
+                      "password_hash", "totp_secret", "totp_last_step", "failed_logins",
+                      "last_failed_at", "disabled_at"],
+            "login_failures": ["at"],
+            "sessions": ["token_hash", "user_id", "created_at", "last_seen_at", "reauth_at"],
+            "audit_log": ["seq", "at", "actor", "action", "report_id", "detail", "mac"],
+            "messages": ["id", "report_id", "at", "author", "body"],
+            "notes": ["id", "report_id", "at", "author", "envelope"],
+            "triage": ["report_id", "updated_at", "fields"],
+            "referrals": ["id", "report_id", "service", "referred_on", "created_at", "author"],
+        },
+        "indexes": {"reports_received_at", "report_events_report", "login_failures_at",
+                    "sessions_user", "reports_due", "reports_status", "reports_assignee",
+                    "messages_report", "notes_report", "referrals_report"},
+    },
 }
 
 
@@ -126,6 +151,23 @@ def test_migration_2_keeps_the_reports_of_version_1(db_path: Path) -> None:
         store.migrate(conn, target=2)
         (kept,) = list(store.envelopes(conn))
         assert (kept.report_id, kept.envelope) == (report.report_id, report.envelope)
+    finally:
+        conn.close()
+
+
+def test_migration_3_keeps_reports_open_with_no_deadline_until_refreshed(
+    db_path: Path,
+) -> None:
+    conn = store.connect(db_path, os.urandom(32))
+    try:
+        store.migrate(conn, target=2)
+        report = _report()
+        store.insert_report(conn, report)
+        store.migrate(conn, target=3)
+        row = conn.execute(
+            "SELECT status, priority, due_at, assignee, consent_refer FROM reports"
+        ).fetchone()
+        assert row == ("received", "normal", "9999", None, None)
     finally:
         conn.close()
 

@@ -12,15 +12,12 @@ from flask_babel import format_date, format_time
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
-from intake import crypto, i18n, receipts, reports
+from intake import cases, crypto, i18n, receipts, reports
 from intake.app import get_db
 from intake.report import bp, config
 from intake.report.api import ERRORS
 from intake.report.forms import ReportForm, payload_from_form
-
-STATUS_NAMES = {
-    "received": _l("Received"),
-}
+from intake.wording import status_name
 
 
 @bp.get("/")
@@ -83,20 +80,23 @@ def status() -> tuple[str, int] | str:
     view = reports.find_status(get_db(), config(), typed)
     if view is None:
         return render_template("report/status.html", result=None, typed=typed, not_found=True), 404
-    events = [{"when": _when(e.at), "status": _status_name(e.status)} for e in view.events]
+    # One timeline of status changes and messages from the organisation, oldest first.
+    timeline = sorted(
+        [(e.at, 0, {"when": _when(e.at), "status": status_name(e.status)}) for e in view.events]
+        + [(m.at, 1, {"when": _when(m.at), "message": m.body})
+           for m in cases.messages(get_db(), view.report_id)],
+        key=lambda item: (item[0], item[1]),
+    )
+    current = view.events[-1].status if view.events else view.status
     return render_template(
         "report/status.html", typed="",
-        result={"status": _status_name(view.status), "events": events},
+        result={"status": status_name(current), "events": [item for _, _, item in timeline]},
     )
 
 
 def _when(moment: datetime) -> str:
     # Date and hour:minute in the instance's time zone; times are stored to the minute.
     return f"{format_date(moment, 'long')}, {format_time(moment, 'short')}"
-
-
-def _status_name(status: str) -> str:
-    return str(STATUS_NAMES.get(status, status))
 
 
 @bp.get("/<lang>/about")

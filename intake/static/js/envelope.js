@@ -7,7 +7,8 @@ import { suite } from './hpke.js';
 var MAGIC = [0x49, 0x4e, 0x54, 0x4b]; // "INTK"
 var VERSION = 1;
 var SUITE = 1; // DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-256-GCM
-var SCHEMA = 1;
+var SCHEMA = 1; // a report
+var SCHEMA_NOTE = 2; // an officer's note, sealed to the case's report id (Formats 10)
 var KNOWN_FLAGS = 0x01; // sealed by the server
 var PREFIX = 25;
 var ENTRY = 145; // key id 32, enc 65, sealed content key 48
@@ -58,8 +59,12 @@ export async function seal(payload, recipients, options) {
   var flags = options && options.flags !== undefined ? options.flags : 0;
   if (flags !== (flags & KNOWN_FLAGS)) throw new RangeError('unknown envelope flags');
   // The header's schema byte states the payload's schema, so the two must agree.
-  if (!isObject(payload) || payload.schema !== SCHEMA) {
-    throw new TypeError('the payload must be an object with schema 1');
+  if (!isObject(payload) || (payload.schema !== SCHEMA && payload.schema !== SCHEMA_NOTE)) {
+    throw new TypeError('the payload must be an object with schema 1 or 2');
+  }
+  var reportId = options && options.reportId;
+  if (reportId !== undefined && !(reportId instanceof Uint8Array && reportId.length === 16)) {
+    throw new TypeError('a report id is 16 bytes');
   }
   if (!Array.isArray(recipients)) throw new TypeError('recipients must be an array');
   var n = recipients.length;
@@ -72,7 +77,7 @@ export async function seal(payload, recipients, options) {
     }
   }
   var contentKey = random(32);
-  var prefix = concat(MAGIC, [VERSION, SUITE, flags, SCHEMA], random(16), [n]);
+  var prefix = concat(MAGIC, [VERSION, SUITE, flags, payload.schema], reportId || random(16), [n]);
   var parts = [prefix];
   for (i = 0; i < n; i++) {
     var info = concat(LABEL, prefix, ids[i]);
@@ -108,7 +113,8 @@ function parse(bytes) {
     throw openError('too short to be an envelope');
   }
   for (var i = 0; i < 4; i++) if (bytes[i] !== MAGIC[i]) throw openError('not an envelope');
-  if (bytes[4] !== VERSION || bytes[5] !== SUITE || bytes[7] !== SCHEMA) {
+  if (bytes[4] !== VERSION || bytes[5] !== SUITE ||
+      (bytes[7] !== SCHEMA && bytes[7] !== SCHEMA_NOTE)) {
     throw openError('unknown envelope version, suite or schema');
   }
   if (bytes[6] & ~KNOWN_FLAGS) throw openError('reserved flag bits are set');

@@ -1,0 +1,50 @@
+"""Officer side: login, cases, triage, administration and figures, at /<lang>/console.
+
+A separate blueprint from the public side, with its own templates, sharing the domain
+modules. Routes are thin: check access (`access`), call a plain function, render.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, g
+
+from intake import i18n
+from intake.config import Config
+
+bp = Blueprint("casework", __name__, url_prefix="/<lang>/console")
+
+
+def config() -> Config:
+    cfg: Config = current_app.config["INTAKE"]
+    return cfg
+
+
+@bp.url_value_preprocessor
+def _language(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    if values and "lang" in values:
+        lang = values.pop("lang")
+        if lang not in config().languages:
+            abort(404)
+        g.lang = lang
+
+
+@bp.url_defaults
+def _add_language(endpoint: str, values: dict[str, Any]) -> None:
+    if "lang" not in values and current_app.url_map.is_endpoint_expecting(endpoint, "lang"):
+        values["lang"] = i18n.current_language()
+
+
+@bp.context_processor
+def _console_globals() -> dict[str, Any]:
+    from intake.casework.display import HELPERS
+
+    def console_user() -> object:
+        session = access.current()
+        return session.user if session else None
+
+    return {**HELPERS, "console_user": console_user}
+
+
+from intake.casework import access, admin, casefiles  # noqa: E402,F401  (routes register)
