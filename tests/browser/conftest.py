@@ -42,6 +42,18 @@ class LiveServer:
         )
         return result.stdout
 
+    def cli(self, *args: str) -> str:
+        env = {**os.environ, "INTAKE_INSTANCE": str(self.created.config.instance_dir)}
+        result = subprocess.run(
+            [sys.executable, "-m", "intake", *args],
+            capture_output=True, text=True, timeout=60, check=True, env=env,
+        )
+        return result.stdout
+
+    def user_add(self, name: str, role: str) -> str:
+        """Add a console account with the CLI; returns its one-time set-up code."""
+        return self.cli("user", "add", name, "--role", role).strip().splitlines()[-1].strip()
+
     def focal_add(self, name: str) -> tuple[str, str]:
         """Register a focal point with the CLI: (its id, its one-time enrolment code)."""
         env = {**os.environ, "INTAKE_INSTANCE": str(self.created.config.instance_dir)}
