@@ -70,7 +70,7 @@ SCHEMAS: dict[int, dict[str, object]] = {
             "referrals": ["id", "report_id", "service", "referred_on", "created_at", "author"],
         },
         "indexes": {"reports_received_at", "report_events_report", "login_failures_at",
-                    "sessions_user", "reports_due", "reports_status", "reports_assignee",
+                    "sessions_user", "reports_list",
                     "messages_report", "notes_report", "referrals_report"},
     },
 }

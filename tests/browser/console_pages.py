@@ -16,10 +16,19 @@ def _secret(text: str) -> bytes:
     return base64.b32decode(raw + "=" * (-len(raw) % 8))
 
 
+_USED: dict[bytes, int] = {}  # the last time step each secret's code was used
+
+
 def code_now(secret: bytes, steps_ahead: int = 0) -> str:
-    """The authenticator's code; a step ahead (accepted as clock drift) so that a login right
-    after set-up does not reuse the set-up's code, which the server refuses."""
-    return crypto.totp_code(secret, at=time.time() + 30 * steps_ahead)
+    """The authenticator's code, a step ahead if asked (accepted as clock drift), so that a
+    login right after set-up does not reuse its code, which the server refuses. If that step
+    was used already, wait for the next one, as a person would."""
+    step = int(time.time()) // crypto.TOTP_STEP + steps_ahead
+    if step <= _USED.get(secret, -1):
+        time.sleep(crypto.TOTP_STEP - time.time() % crypto.TOTP_STEP + 0.1)
+        step = int(time.time()) // crypto.TOTP_STEP + steps_ahead
+    _USED[secret] = step
+    return crypto.totp_code(secret, at=step * crypto.TOTP_STEP)
 
 
 class Console:

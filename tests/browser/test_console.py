@@ -43,8 +43,17 @@ def _officer(server: Any, browser: Any, admin: Console, name: str) -> tuple[Cons
     page = browser.new_context().new_page()
     sent = _recorder(page)
     console = Console(page, server.url)
-    console.log_in(name, console.set_up(name, code))
+    secret = console.set_up(name, code)
+    SECRETS[id(console)] = secret
+    console.log_in(name, secret)
     return console, sent
+
+
+SECRETS: dict[int, bytes] = {}
+
+
+def officer_secret(console: Console) -> bytes:
+    return SECRETS[id(console)]
 
 
 def test_officer_reads_triages_and_answers_a_french_report(live_server: Any, browser: Any) -> None:
@@ -87,9 +96,11 @@ def test_officer_reads_triages_and_answers_a_french_report(live_server: Any, bro
     key_file = live_server.created.key_file.read_bytes()
     document = json.loads(key_file)
     private = crypto.read_key_file(key_file, PASSPHRASE)
-    secrets_of_key = [PASSPHRASE.encode(), key_file[:40], document["ciphertext"].encode(),
-                      bytes.fromhex(crypto.private_key_to_hex(private))[-32:]]
-    secrets_of_key.append(crypto.b64encode(secrets_of_key[-1]).encode())
+    scalar = private._key.private_numbers().private_value.to_bytes(32, "big")
+    secrets_of_key = [
+        PASSPHRASE.encode(), document["ciphertext"].encode(), document["kdf"]["salt"].encode(),
+        scalar, scalar.hex().encode(), crypto.b64encode(scalar).encode(),
+    ]
     assert len(sent) > 10
     for request in sent:
         for secret in secrets_of_key:
@@ -147,3 +158,11 @@ def test_hostile_report_content_is_shown_inert(live_server: Any, browser: Any) -
     assert officer.page.locator("#report-content script, #report-content img, "
                                 "#report-content svg, #report-content a").count() == 0
     assert dialogs == []
+
+    # Logging out forgets the unlocked key: after logging in again it must be unlocked anew.
+    officer.page.click(".console-nav form button")
+    officer.page.wait_for_selector("#username")
+    officer.log_in("olga", officer_secret(officer))
+    CasePage(officer.page).open_first_case(officer)
+    officer.page.wait_for_selector("#key-unlock:not(.hidden)")
+    assert officer.page.is_hidden("#key-forget")
