@@ -173,7 +173,8 @@ def list_cases(conn: store.Connection, query: CaseQuery, *, now: datetime,
         params.append(query.language)
     if query.assignee == "none":
         where.append("r.assignee IS NULL")
-    elif query.assignee.isdigit():
+    elif query.assignee.isascii() and query.assignee.isdigit():
+        # isdigit alone also admits "²", which int() refuses.
         where.append("r.assignee = ?")
         params.append(int(query.assignee))
     if query.priority in PRIORITIES:
