@@ -257,7 +257,9 @@ def set_status(
     """Move a case to a status the complainant will see, with an optional message."""
     if status not in STATUSES:
         raise CaseInvalid("status")
-    if (status == "closed") != (outcome is not None) or (outcome and outcome not in OUTCOMES):
+    if (status == "closed") != (outcome is not None) or (
+        outcome is not None and outcome not in OUTCOMES
+    ):
         raise CaseInvalid("outcome")
     with store.transaction(conn):
         current = _current(conn, report_id)
