@@ -347,7 +347,10 @@ def _overall_wait(conn: store.Connection, now: datetime) -> timedelta:
 def _account_wait(failures: int, last: str | None, now: datetime) -> timedelta:
     if failures < FREE_FAILURES or last is None:
         return timedelta(0)
-    wait: timedelta = min(FIRST_WAIT * 2 ** (failures - FREE_FAILURES), MAX_WAIT)
+    # The doublings are capped before multiplying: past about 40 a timedelta overflows, and
+    # an account that many failures deep would raise instead of waiting MAX_WAIT.
+    doublings = min(failures - FREE_FAILURES, 20)
+    wait: timedelta = min(FIRST_WAIT * 2**doublings, MAX_WAIT)
     left: timedelta = datetime.fromisoformat(last) + wait - now
     return max(timedelta(0), left)
 
