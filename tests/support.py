@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from intake import backup, crypto
 from intake.receipts import HashParams
 
 PASSPHRASE = "correct horse battery staple ☂"
@@ -29,3 +30,12 @@ def translate(lang: str, msgid: str, **params: object) -> str:
     text = Translations.load(str(root), [lang]).gettext(msgid)
     assert lang == "en" or text != msgid, f"{msgid!r} is not translated into {lang}"
     return text % params if params else text
+
+
+def add_backup_key(instance_dir: Path) -> crypto.PrivateKey:
+    """Give an instance a backup key, held in memory (no key file, so no PBKDF2 to pay)."""
+    key = crypto.generate_private_key()
+    path = instance_dir / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(backup.with_backup_key(text, key.public_key, replace=False), encoding="utf-8")
+    return key
