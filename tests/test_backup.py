@@ -90,14 +90,18 @@ def test_a_backup_taken_while_reports_arrive_is_one_moment_and_restores(
             conn.close()
 
     thread = threading.Thread(target=writer)
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(inserted) < count:
+            assert thread.is_alive() and time.monotonic() < deadline, "the writer stopped"
+            time.sleep(0.01)
+
     thread.start()
     try:
-        while len(inserted) < 40:
-            time.sleep(0.01)
+        wait_for(40)
         made = backup.create(config, tmp_path / "backup.bin", now=NOW)
-        written_during = len(inserted)
-        while len(inserted) < written_during + 20:  # the writer was never blocked for good
-            time.sleep(0.01)
+        wait_for(len(inserted) + 20)  # the backup left the writer free to go on
     finally:
         stop.set()
         thread.join()
