@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from intake import accounts, cases, crypto, store
+from intake import accounts, backup, cases, crypto, store
 from intake import envelope as fmt
 from intake.config import Config
 from intake.receipts import HashParams
@@ -148,3 +148,12 @@ def audit_rows(conn: store.Connection) -> list[tuple[Any, ...]]:
 
 def actions(conn: store.Connection) -> list[str]:
     return [str(row[3]) for row in audit_rows(conn)]
+
+
+def add_backup_key(instance_dir: Path) -> crypto.PrivateKey:
+    """Give an instance a backup key, held in memory (no key file, so no PBKDF2 to pay)."""
+    key = crypto.generate_private_key()
+    path = instance_dir / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(backup.with_backup_key(text, key.public_key, replace=False), encoding="utf-8")
+    return key
