@@ -21,6 +21,13 @@ def config() -> Config:
     return cfg
 
 
+def small_id(text: str) -> int | None:
+    """A row id from a form field, or None: only ASCII digits, and few enough for SQLite."""
+    if text.isascii() and text.isdigit() and len(text) <= 9:
+        return int(text)
+    return None
+
+
 @bp.url_value_preprocessor
 def _language(endpoint: str | None, values: dict[str, Any] | None) -> None:
     if values and "lang" in values:

@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 
 from intake import accounts, audit, crypto, focal, store, triage
 from intake.app import get_db
-from intake.casework import access, bp, config
+from intake.casework import access, bp, config, small_id
 from intake.casework.access import roles
 
 
@@ -40,10 +40,10 @@ def add_user() -> tuple[str, int] | str:
 
 
 def _user_id() -> int:
-    value = request.form.get("user", "")
-    if not value.isdigit():
+    user_id = small_id(request.form.get("user", ""))
+    if user_id is None:
         abort(400)
-    return int(value)
+    return user_id
 
 
 @bp.post("/users/reset")
