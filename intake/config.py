@@ -109,6 +109,10 @@ class Config:
     timezone: str = "UTC"
     # A focal point's tablet empties its form after this many minutes without input.
     focal_idle_minutes: int = 5
+    # Further catalogue folders (each holding <lang>/LC_MESSAGES/messages.mo), searched after
+    # the shipped ones. Never read from config.toml: only code that builds a Config sets it,
+    # as the tests do to serve their pseudo-locale, so no instance can enable one by accident.
+    extra_translations: tuple[Path, ...] = ()
     db_key: bytes = field(default=b"", repr=False)
     pepper: bytes = field(default=b"", repr=False)
     session_key: bytes = field(default=b"", repr=False)

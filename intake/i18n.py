@@ -20,8 +20,10 @@ TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
 
 
 def init_app(app: Flask) -> None:
-    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS_DIR)
-    app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["INTAKE"].timezone
+    cfg = app.config["INTAKE"]
+    directories = (TRANSLATIONS_DIR, *cfg.extra_translations)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(str(d) for d in directories)
+    app.config["BABEL_DEFAULT_TIMEZONE"] = cfg.timezone
     Babel(app, locale_selector=current_language)
     app.jinja_env.globals.update(text_direction=text_direction, language_name=language_name)
 
