@@ -22,6 +22,13 @@ export function t(key, params) {
   });
 }
 
+// Headers of every JSON request to the instance. Accept-Language names the page's language,
+// not the browser's: a refusal that the server explains is shown on this page, in the
+// language the person chose.
+export function jsonHeaders() {
+  return { 'Content-Type': 'application/json', 'Accept-Language': pageData().language };
+}
+
 // Shows a message in a live region and moves focus there, so screen readers announce it.
 export function say(element, text, focus) {
   element.textContent = text;
