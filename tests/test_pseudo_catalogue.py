@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 from babel.support import Translations
-from pseudo_locale import ASCII_LETTER, CLOSE, OPEN, PSEUDO, pseudo, write_catalogue
 
 from intake import catalogues, create_app
 from intake import config as config_mod
 from intake import instance as instance_mod
+
+from pseudo_locale import ASCII_LETTER, CLOSE, OPEN, PSEUDO, pseudo, write_catalogue
 
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|%%|\{[^{}]*\}")
 
