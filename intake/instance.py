@@ -10,6 +10,7 @@ from pathlib import Path
 
 from intake import crypto, store
 from intake.config import (
+    AVAILABLE_LANGUAGES,
     CONFIG_FILE,
     DB_KEY_FILE,
     PEPPER_FILE,
@@ -89,7 +90,7 @@ def render_config(
 # Settings of this intake instance. See docs/configuration.md for every key.
 
 organisation = {q(organisation)}
-# The first language is the default. Available: en, fr, ar.
+# The first language is the default. Available: {", ".join(AVAILABLE_LANGUAGES)}.
 languages = [{", ".join(q(lang) for lang in languages)}]
 # Times on the status page are shown in this time zone (an IANA name).
 timezone = "UTC"
