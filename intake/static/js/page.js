@@ -50,6 +50,10 @@ function quickExit(event) {
   var codes = document.querySelectorAll('#receipt-code, .code');
   for (i = 0; i < codes.length; i++) codes[i].textContent = '';
   if (window.speechSynthesis) speechSynthesis.cancel();
+  // Forget the language picked (intake/security.py): here, because offline the neutral
+  // page comes from the service worker's copy and the server cannot do it.
+  document.cookie = 'lang=; Max-Age=0; Path=/; SameSite=Lax' +
+    (location.protocol === 'https:' ? '; Secure' : '');
   document.documentElement.classList.add('leaving');
   var target = '/n';
   try { target = pageData().exitUrl || target; } catch (e) { /* no page data: keep /n */ }
