@@ -142,7 +142,8 @@ def test_report_and_status_pages_with_javascript(shared_server: Any, js_page: An
 
     status = StatusPage(page, base, PSEUDO)
     status.check(code)
-    status.result_title()
+    assert status.result_title() == pseudo("Status: %(status)s") % {"status": pseudo("Received")}
+    assert page.locator(".timeline li").count() == 1
     english.check(page, "status: found, with its timeline")
     status.check(receipts.display(receipts.new_code()))
     page.locator("#code-error").wait_for(state="visible")
