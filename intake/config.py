@@ -129,6 +129,10 @@ class Config:
     focal_idle_minutes: int = 5
     # Backups are sealed to this public key; its private half is kept off the server.
     backup_key: PublicKey | None = None
+    # Further catalogue folders (each holding <lang>/LC_MESSAGES/messages.mo), searched after
+    # the shipped ones. Never read from config.toml: only code that builds a Config sets it,
+    # as the tests do to serve their pseudo-locale, so no instance can enable one by accident.
+    extra_translations: tuple[Path, ...] = ()
     db_key: bytes = field(default=b"", repr=False)
     pepper: bytes = field(default=b"", repr=False)
     session_key: bytes = field(default=b"", repr=False)
