@@ -294,7 +294,7 @@ def audit_verify(obj: Ctx) -> None:
             count, head = audit.verify(conn, config.audit_key)
         except audit.AuditChainBroken as exc:
             raise click.ClickException(f"The audit log was tampered with: {exc}.") from None
-    click.echo(f"The audit log is intact: {count} entries. Last link (note it down "
+    click.echo(f"The audit log is intact: {count} entries. Last entry's fingerprint (note it down "
                f"elsewhere to detect a rollback later): {head}")
 
 

@@ -51,7 +51,9 @@ def _console_globals() -> dict[str, Any]:
         session = access.current()
         return session.user if session else None
 
-    return {**HELPERS, "console_user": console_user}
+    from intake.accounts import MIN_PASSWORD_CHARS
+
+    return {**HELPERS, "console_user": console_user, "min_password": MIN_PASSWORD_CHARS}
 
 
 from intake.casework import access, admin, casefiles  # noqa: E402,F401  (routes register)

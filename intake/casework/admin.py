@@ -33,8 +33,8 @@ def add_user() -> tuple[str, int] | str:
         return render_template(
             "console/users.html", users=accounts.all_users(get_db()),
             username=request.form.get("username", "")[:64],
-            error=_l("Choose a new user name of 2 to 32 letters a-z, digits, dots, dashes "
-                     "or underscores, and a role."),
+            error=_l("Choose a new user name of 2 to 32 characters (letters a-z, digits, dots, "
+                     "dashes or underscores) and a role."),
         ), 400
     return render_template("console/setup_code.html", added=added, code=code)
 
