@@ -110,6 +110,41 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """Expensive work at once (intake/capacity.py): argon2id hashes and server-side sealing."""
+
+    # 0: one slot per CPU core this process may use. Each slot may hold one argon2id hash,
+    # so memory for hashing is at most slots x the larger memory_kib of the two hashes.
+    hash_slots: int = 0
+    # How long a request may wait for a slot before it is answered 503 (busy).
+    wait_seconds: float = 2.0
+
+    @property
+    def slots(self) -> int:
+        if self.hash_slots:
+            return self.hash_slots
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """Limits on receipt-code guessing (intake/throttle.py; SECURITY.md, "Guessing a receipt
+    code"). Waits are in seconds."""
+
+    # Off for a Tor onion service, or behind a proxy that cannot name the client: every
+    # visitor would then look like one client, and one guesser would hold them all.
+    per_client: bool = True
+    status_free_failures: int = 5
+    status_first_wait_seconds: int = 30
+    status_max_wait_seconds: int = 600
+    status_overall_failures: int = 300
+    status_overall_window_seconds: int = 600
+
+
+@dataclass(frozen=True)
 class Config:
     instance_dir: Path
     organisation: str
@@ -122,6 +157,11 @@ class Config:
     receipt_hash: HashParams = HashParams()
     password_hash: HashParams = HashParams()
     console: Console = Console()
+    capacity: Capacity = Capacity()
+    throttle: Throttle = Throttle()
+    # The address of a reverse proxy in front of `intake serve`, whose X-Forwarded-For then
+    # names the client. Used only to tell clients apart for throttling; never logged.
+    trusted_proxy: str | None = None
     # Off only for a demo or test served over plain http on 127.0.0.1.
     secure_cookies: bool = True
     timezone: str = "UTC"
@@ -207,6 +247,9 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         receipt_hash=HashParams(**raw.get("receipt_hash", {})),
         password_hash=HashParams(**raw.get("password_hash", {})),
         console=_console(raw.get("console", {})),
+        capacity=_capacity(raw.get("capacity", {})),
+        throttle=_throttle(raw.get("throttle", {})),
+        trusted_proxy=str(raw["trusted_proxy"]) if raw.get("trusted_proxy") else None,
         secure_cookies=bool(raw.get("secure_cookies", True)),
         timezone=_timezone(str(raw.get("timezone", "UTC"))),
         focal_idle_minutes=int(raw.get("focal_idle_minutes", 5)),
@@ -225,6 +268,27 @@ def _console(raw: dict[str, Any]) -> Console:
            console.setup_hours, console.page_size) < 1:
         raise ValueError("every [console] setting is a whole number of at least 1")
     return console
+
+
+def _capacity(raw: dict[str, Any]) -> Capacity:
+    capacity = Capacity(hash_slots=int(raw.get("hash_slots", 0)),
+                        wait_seconds=float(raw.get("wait_seconds", 2.0)))
+    if capacity.hash_slots < 0 or not 0 <= capacity.wait_seconds <= 60:
+        raise ValueError("[capacity] hash_slots is 0 or more, wait_seconds 0 to 60")
+    unknown = set(raw) - {"hash_slots", "wait_seconds"}
+    if unknown:
+        raise ValueError(f"[capacity] has no setting {', '.join(sorted(unknown))}")
+    return capacity
+
+
+def _throttle(raw: dict[str, Any]) -> Throttle:
+    numbers = {k: int(v) for k, v in raw.items() if k != "per_client"}
+    throttle = Throttle(per_client=bool(raw.get("per_client", True)), **numbers)
+    if min(numbers.values(), default=1) < 1:
+        raise ValueError("every [throttle] number is a whole number of at least 1")
+    if throttle.status_first_wait_seconds > throttle.status_max_wait_seconds:
+        raise ValueError("[throttle] status_first_wait_seconds exceeds status_max_wait_seconds")
+    return throttle
 
 
 def _receipt_key(text: str) -> PrivateKey:

@@ -201,8 +201,23 @@ _MIGRATION_3 = """
         CREATE INDEX referrals_report ON referrals (report_id);
 """
 
+# Throttling of guesses (intake/throttle.py). No address is stored: a client is a truncated
+# HMAC of its address under a key in `meta` that is replaced, with every row here, each day.
+_MIGRATION_4 = """
+        CREATE TABLE throttle_clients (
+            kind TEXT NOT NULL CHECK (kind IN ('status', 'login')),
+            client BLOB NOT NULL,            -- 8 bytes of HMAC-SHA256(day key, address)
+            failures INTEGER NOT NULL,
+            last_at TEXT NOT NULL,           -- UTC, ISO 8601: the last try counted
+            PRIMARY KEY (kind, client)
+        ) WITHOUT ROWID;
+        -- Failed receipt-code checks of every client: only the time, for the overall limit.
+        CREATE TABLE status_failures (at TEXT NOT NULL);
+        CREATE INDEX status_failures_at ON status_failures (at);
+"""
+
 # Append only: a migration that has shipped is never edited. Each has its own test.
-MIGRATIONS: Sequence[str] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3)
+MIGRATIONS: Sequence[str] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4)
 
 
 def connect(path: Path, key: bytes) -> Connection:

@@ -12,8 +12,8 @@ from flask import Response, jsonify, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from intake import crypto, focal, reports
-from intake.app import get_db
+from intake import capacity, crypto, focal, reports
+from intake.app import get_db, get_gate
 from intake.report import bp, config
 
 ERRORS = {
@@ -35,15 +35,24 @@ ERRORS = {
         "This enrolment code is not valid, or was already used. "
         "Ask your organisation for a new one."
     ),
+    # Not a refusal: a device that queued the report sends it again by itself.
+    "busy": _l("Too many people are using this service right now. Wait a minute, then try again."),
 }
 STATUS = {
     "too_large": 413, "replayed_envelope": 409, "report_id_conflict": 409,
-    "focal_point_invalid": 403, "invalid_enrolment_code": 403, "bad_request": 400,
+    "focal_point_invalid": 403, "invalid_enrolment_code": 403, "bad_request": 400, "busy": 503,
 }
 
 
 def api_error(code: str, status: int | None = None) -> tuple[Response, int]:
     return jsonify(error=code, message=str(ERRORS[code])), status or STATUS.get(code, 422)
+
+
+def busy_answer(exc: capacity.Busy) -> tuple[Response, int]:
+    """503 with Retry-After: nothing was stored, and the same body may be sent again."""
+    response, status = api_error("busy")
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response, status
 
 
 def _json_body() -> object:
@@ -66,9 +75,11 @@ def submit_api() -> tuple[Response, int]:
     """Envelopes sealed on the device, online or from an offline queue."""
     try:
         submission = reports.parse_submission(_json_body())
-        accepted = reports.accept(get_db(), config(), submission)
+        accepted = reports.accept(get_db(), config(), submission, gate=get_gate())
     except reports.Rejected as exc:
         return api_error(exc.code)
+    except capacity.Busy as exc:
+        return busy_answer(exc)
     return jsonify(report_id=accepted.report_id), 201
 
 
