@@ -346,14 +346,22 @@ def test_another_envelope_with_the_same_id_is_a_conflict(conn: store.Connection)
     )
 
 
-def test_the_same_receipt_hash_with_another_id_is_a_conflict(conn: store.Connection) -> None:
+def test_a_receipt_hash_already_taken_stores_the_report_where_no_code_finds_it(conn: store.Connection) -> None:
+    """Refusing it would tell the sender the code exists: an unthrottled way to guess."""
     first = _report()
     store.insert_report(conn, first)
-    _assert_refused(conn, _report(receipt_hash=first.receipt_hash), store.ReportConflict)
-    _assert_refused(
-        conn, _report(receipt_hash=first.receipt_hash, envelope=first.envelope),
-        store.ReportConflict,
-    )
+    second = _report(receipt_hash=first.receipt_hash)
+    assert store.insert_report(conn, second) is True
+    assert _counts(conn) == (2, 2)
+    found = store.find_by_receipt(conn, first.receipt_hash)
+    assert found is not None and found.report_id == first.report_id
+    stored = conn.execute("SELECT receipt_hash FROM reports WHERE id = ?",
+                          (second.report_id,)).fetchone()[0]
+    assert stored == store.taken_receipt(first.receipt_hash, second.report_id)
+    # Its retry is still a retry, and another code for its envelope still a replay.
+    assert store.insert_report(conn, second) is False
+    assert _counts(conn) == (2, 2)
+    _assert_refused(conn, replace(second, receipt_hash=os.urandom(32)), store.ReplayedEnvelope)
 
 
 def test_report_and_event_are_stored_together_or_not_at_all(conn: store.Connection) -> None:
