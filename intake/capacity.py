@@ -44,6 +44,13 @@ class Gate:
         self._free = threading.BoundedSemaphore(slots)
         self._lock = threading.Lock()
         self._queued = 0
+        self._held = 0
+
+    def saturated(self) -> bool:
+        """Every slot taken and the queue full: a request now would be refused. A hint, to
+        refuse before doing any other work; the slot itself decides."""
+        with self._lock:
+            return self._held >= self.slots and self._queued >= self.waiting
 
     @contextmanager
     def slot(self) -> Iterator[None]:
@@ -60,9 +67,13 @@ class Gate:
                     self._queued -= 1
             if not got:
                 raise Busy()
+        with self._lock:
+            self._held += 1
         try:
             yield
         finally:
+            with self._lock:
+                self._held -= 1
             self._free.release()
 
 

@@ -221,3 +221,26 @@ def test_a_busy_login_hash_takes_back_every_count(db: store.Connection, config: 
     assert db.execute("SELECT coalesce(sum(failures), 0) FROM throttle_clients").fetchone()[0] == 0
     assert officer.login(db, config, reports.utcnow() + timedelta(minutes=1))
 
+
+
+def test_saturated_says_whether_a_request_now_would_be_refused() -> None:
+    gate = capacity.Gate(1, waiting=1, wait_seconds=5)
+    assert not gate.saturated()
+    with gate.slot():
+        assert not gate.saturated()  # one may still wait
+        release = threading.Event()
+
+        def waiter() -> None:
+            with gate.slot():
+                release.wait(5)
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        for _ in range(100):
+            if gate.saturated():
+                break
+            time.sleep(0.01)
+        assert gate.saturated()
+    release.set()
+    thread.join()
+    assert not gate.saturated()

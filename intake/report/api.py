@@ -73,6 +73,10 @@ def _json_body() -> object:
 @bp.post("/api/reports")
 def submit_api() -> tuple[Response, int]:
     """Envelopes sealed on the device, online or from an offline queue."""
+    if get_gate().saturated():
+        # Refused before parsing, opening a sealed receipt or checking a signature: under
+        # a flood, the cores go to the reports that can be stored.
+        return busy_answer(capacity.Busy())
     try:
         submission = reports.parse_submission(_json_body())
         accepted = reports.accept(get_db(), config(), submission, gate=get_gate())
