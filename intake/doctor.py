@@ -25,6 +25,7 @@ from intake.config import (
     AUDIT_KEY_FILE,
     CONFIG_FILE,
     DB_KEY_FILE,
+    DB_KEY_OLD_FILE,
     PEPPER_FILE,
     RECEIPT_KEY_FILE,
     SESSION_KEY_FILE,
@@ -67,6 +68,8 @@ HEX_SECRETS = {
                       f"{SESSION_KEY_FILE}`, then restart intake), which only ends open sessions",
 }
 SECRET_FILES = (*HEX_SECRETS, RECEIPT_KEY_FILE)
+# Present only while an `intake rekey` runs or after one was interrupted; a secret all the same.
+PRIVATE_FILES = (*SECRET_FILES, DB_KEY_OLD_FILE)
 PRODUCTION_MEMORY_KIB = HashParams().memory_kib
 
 
@@ -130,7 +133,7 @@ def check_permissions(instance_dir: Path, *, euid: int) -> list[Finding]:
                                             f"{instance_dir}: run `chmod 700 {instance_dir}`."))
     for path in sorted(instance_dir.iterdir()):
         mode = path.lstat().st_mode
-        if path.name in SECRET_FILES and stat.S_IMODE(mode) & 0o077:
+        if path.name in PRIVATE_FILES and stat.S_IMODE(mode) & 0o077:
             who = "every user" if mode & 0o004 else "its group"
             found.append(problem("permissions", f"{path} can be read or changed by {who}: run "
                                                 f"`chmod 600 {path}`."))
@@ -219,6 +222,11 @@ def load_config(instance_dir: Path, environ: Mapping[str, str], *,
                                        f"{PRODUCTION_MEMORY_KIB} that makes receipt codes hard "
                                        "to guess: it cannot change once reports exist, so "
                                        "create a new instance with the default."))
+    if config.backup_key is None:
+        found.append(problem("config", "This instance has no backup key, so `intake backup` "
+                                       "refuses to run: make one with `intake backup-key "
+                                       "--key-out FILE`, FILE on a USB stick that then leaves "
+                                       "this machine."))
     if not found:
         found.append(ok("config", f"config.toml is valid; reports are sealed to "
                                   f"{len(config.recipients)} organisation key(s)."))

@@ -1,5 +1,5 @@
 """Checks of the machine an instance runs on, for `intake doctor`: the clock, free disk
-space and the age of the newest backup."""
+space, and the newest backup (its age, and that it is intact)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from intake import backupfile
 from intake.doctor import Finding, ok, problem, skipped
 
 # A clock earlier than this is certainly wrong (a laptop whose clock battery died).
@@ -16,7 +17,9 @@ EARLIEST_PLAUSIBLE = datetime(2025, 1, 1, tzinfo=UTC)
 # Reports are stored to the minute; allow for that and a little drift.
 CLOCK_SLACK = timedelta(minutes=5)
 MIB = 1024 * 1024
-BACKUP_PATTERN = "backup-*.bin"
+# `intake backup` names its files backup-<UTC time>.bin; --output may name them otherwise,
+# so every .bin file in the backup folder counts.
+BACKUP_PATTERN = "*.bin"
 
 
 def check_clock(now: datetime, *, newest: datetime | None, server_date: datetime | None,
@@ -86,11 +89,16 @@ def check_backups(backups_dir: Path | None, *, now: datetime,
     newest = backups[-1]
     made = datetime.fromtimestamp(newest.stat().st_mtime, UTC)
     hours = max(0, round((now - made).total_seconds() / 3600))
-    if newest.stat().st_size == 0:
-        found.append(problem("backups", f"The newest backup, {newest}, is empty: see why "
-                                        "(`journalctl -u intake-backup`) and run `intake "
-                                        "backup` again."))
-    elif now - made > max_age:
+    try:
+        # The trailing SHA-256 needs no key: a file cut short or changed since is caught here.
+        backupfile.check_digest(newest)
+    except (backupfile.BackupError, OSError):
+        found.append(problem("backups", f"The newest backup, {newest}, is damaged or not a "
+                                        "backup: see why (`journalctl -u intake-backup`), run "
+                                        "`intake backup` again, and check copies with `intake "
+                                        "verify-backup`."))
+        return found
+    if now - made > max_age:
         found.append(problem("backups", f"The newest backup, {newest}, is {hours} hours old "
                                         f"(more than {max_age.total_seconds() / 3600:.0f}): see "
                                         "why no backup ran (`systemctl list-timers "
@@ -98,6 +106,6 @@ def check_backups(backups_dir: Path | None, *, now: datetime,
                                         "and run `intake backup` now."))
     else:
         found.append(ok("backups", f"The newest backup, {newest.name}, is {hours} hour(s) old "
-                                   f"({len(backups)} in {backups_dir}); keep copying them off "
-                                   "this machine."))
+                                   f"and intact ({len(backups)} in {backups_dir}); keep copying "
+                                   "them off this machine."))
     return found

@@ -11,10 +11,12 @@ import json
 import os
 import re
 import runpy
+import shlex
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,8 +24,8 @@ from typing import Any, ClassVar
 import pytest
 from flask import Flask
 
+from intake import backup, crypto, reports, upkeep, wsgi
 from intake import instance as instance_mod
-from intake import wsgi
 
 from deploy_stack import DEPLOY, caddy_lan, https_request, replace_once, require_tool
 from support import csrf_token
@@ -145,6 +147,33 @@ def test_backup_timer_runs_the_backup_command() -> None:
     # `intake backup` writes backup-<time>.bin into its working folder, where doctor looks.
     assert service["WorkingDirectory"] == ["/var/backups/intake"]
     assert _settings(DEPLOY / "intake-backup.timer")["Persistent"] == ["true"]
+
+
+def test_the_backup_unit_makes_a_backup_doctor_accepts(
+    instance: instance_mod.Created, tmp_path: Path
+) -> None:
+    """The unit's own command lines, run where the unit runs them: the backup lands where
+    `intake doctor --backups` looks, intact, and pruning keeps it."""
+    config_file = instance.config.instance_dir / "config.toml"
+    config_file.write_text(backup.with_backup_key(
+        config_file.read_text(encoding="utf-8"), crypto.generate_private_key().public_key,
+        replace=False), encoding="utf-8")
+    service = _settings(DEPLOY / "intake-backup.service")
+    folder = tmp_path / "backups"
+    folder.mkdir(mode=0o700)
+    old = folder / "backup-20200101T000000Z.bin"
+    old.write_bytes(b"an old backup")
+    os.utime(old, (0, 0))
+    env = {**os.environ, "INTAKE_INSTANCE": str(instance.config.instance_dir)}
+    assert service["Environment"] == ["INTAKE_INSTANCE=/var/lib/intake/instance"]
+    for line in service["ExecStart"] + service["ExecStartPost"]:
+        argv = shlex.split(line.replace(VENV, sys.prefix).replace("/var/backups/intake",
+                                                                  str(folder)))
+        subprocess.run(argv, cwd=folder, env=env, check=True, capture_output=True, timeout=60)
+    (made,) = folder.iterdir()  # the old one was pruned, the new one kept
+    assert re.fullmatch(r"backup-\d{8}T\d{6}Z\.bin", made.name)
+    (finding,) = upkeep.check_backups(folder, now=reports.utcnow(), max_age=timedelta(hours=1))
+    assert not finding.problem and "intact" in finding.text
 
 
 def test_gunicorn_config_logs_no_client(instance: instance_mod.Created, tmp_path: Path) -> None:

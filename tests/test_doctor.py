@@ -17,9 +17,10 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from intake import create_app, crypto, doctor, reach, reports, store
+from intake import backup, create_app, crypto, doctor, reach, reports, store
 from intake import instance as instance_mod
 from intake.cli import main
+from intake.config import Config, load
 
 from support import PASSPHRASE
 
@@ -48,27 +49,38 @@ class Installed:
         return [f.text for f in self.examine(**environ) if f.problem]
 
 
+@pytest.fixture(scope="module")
+def backup_public_key() -> crypto.PublicKey:
+    # Its private half is not needed: doctor checks a backup without opening it.
+    return crypto.generate_private_key().public_key
+
+
 @pytest.fixture
-def installed(tmp_path: Path) -> Installed:
+def installed(tmp_path: Path, backup_public_key: crypto.PublicKey) -> Installed:
     # Production hash settings (no report is hashed here, so they cost nothing) and secure
-    # cookies, as on a real instance.
+    # cookies, as on a real instance; a backup key, and two real backups.
     (tmp_path / "officer").mkdir()
     created = instance_mod.create(
         tmp_path / "srv" / "instance", key_out=tmp_path / "officer" / "organisation.key",
         passphrase=PASSPHRASE, secure_cookies=True,
     )
+    config_file = created.config.instance_dir / "config.toml"
+    config_file.write_text(backup.with_backup_key(config_file.read_text(encoding="utf-8"),
+                                                  backup_public_key, replace=False),
+                           encoding="utf-8")
     backups = tmp_path / "backups"
     backups.mkdir(mode=0o700)
     now = reports.utcnow()
-    _backup(backups, "backup-1.bin", now - timedelta(hours=30))
-    _backup(backups, "backup-2.bin", now - timedelta(hours=3))
+    config = load(created.config.instance_dir)
+    # The name `intake backup` gives by default, and one chosen with --output.
+    _backup(config, backups / "backup-20260101T000000Z.bin", now - timedelta(hours=30))
+    _backup(config, backups / "nightly.bin", now - timedelta(hours=3))
     options = doctor.Options(key_file=created.key_file, backups_dir=backups, min_free=1)
     return Installed(created, backups, options, now)
 
 
-def _backup(folder: Path, name: str, made: datetime) -> Path:
-    path = folder / name
-    path.write_bytes(b"sealed backup")
+def _backup(config: Config, path: Path, made: datetime) -> Path:
+    backup.create(config, path, now=made)
     os.utime(path, (made.timestamp(), made.timestamp()))
     return path
 
@@ -104,6 +116,20 @@ def _missing_backup(inst: Installed) -> None:
 
 def _low_disk(inst: Installed) -> None:
     inst.options = replace(inst.options, min_free=1 << 60)  # an exbibyte: no disk has it
+
+
+def _damaged_backup(inst: Installed) -> None:
+    newest = inst.backups / "nightly.bin"
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 1
+    made = newest.stat().st_mtime
+    newest.write_bytes(bytes(data))
+    os.utime(newest, (made, made))
+
+
+def _no_backup_key(inst: Installed) -> None:
+    path = inst.folder / "config.toml"
+    path.write_text(re.sub(r"(?m)^backup_key *=.*$", "", path.read_text()))
 
 
 def _old_backup(inst: Installed) -> None:
@@ -177,6 +203,8 @@ FAULTS: dict[str, tuple[Callable[[Installed], None], list[str]]] = {
     "low disk": (_low_disk, ["MiB are free", "--min-free-mib", "no report can be stored"]),
     # And more that an administrator meets.
     "old backup": (_old_backup, ["hours old", "journalctl -u intake-backup"]),
+    "damaged backup": (_damaged_backup, ["nightly.bin, is damaged", "intake verify-backup"]),
+    "no backup key": (_no_backup_key, ["no backup key", "intake backup-key --key-out"]),
     "missing secret": (_missing_secret, ["audit.key is missing", "restore it"]),
     "damaged receipt key": (_damaged_receipt_key, ["receipt.key is damaged"]),
     "wrong database key": (_wrong_database_key, ["does not open with its key", "backup"]),
