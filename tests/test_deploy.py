@@ -41,6 +41,16 @@ def _caddy_env(tmp_path: Path) -> dict[str, str]:
             "XDG_CONFIG_HOME": str(tmp_path / "config")}
 
 
+def test_a_missing_tool_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = "intake-no-such-tool"
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the deployment checks"):
+        require_tool(missing)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        require_tool(missing)
+
+
 @pytest.mark.parametrize("name", CADDYFILES)
 def test_caddyfile_validates(name: str, tmp_path: Path) -> None:
     caddy = require_tool("caddy")
