@@ -58,14 +58,16 @@ def skipped(check: str, text: str) -> Finding:
 
 
 # What each 64-hex-digit secret is for, and what to do when it is lost. Only the session
-# key can be replaced by a new random one: it protects nothing that outlives a session.
+# key can be replaced by a new random one: it signs the CSRF cookie of forms, nothing that
+# lasts.
 _RESTORE = "restore it from your backup of the instance folder"
 HEX_SECRETS = {
     DB_KEY_FILE: f"{_RESTORE}; without it the database cannot be opened",
     PEPPER_FILE: f"{_RESTORE}; without it no receipt code can be checked",
     AUDIT_KEY_FILE: f"{_RESTORE}; without it the audit log cannot be verified",
     SESSION_KEY_FILE: f"{_RESTORE}, or write a new random one (`openssl rand -hex 32 > "
-                      f"{SESSION_KEY_FILE}`, then restart intake), which only ends open sessions",
+                      f"{SESSION_KEY_FILE}`, then restart intake), which costs only the forms "
+                      "open at that moment",
 }
 SECRET_FILES = (*HEX_SECRETS, RECEIPT_KEY_FILE)
 # Present only while an `intake rekey` runs or after one was interrupted; a secret all the same.
@@ -362,10 +364,11 @@ def examine(instance_dir: Path, options: Options, *, environ: Mapping[str, str],
                                          "complainants use (https://...)."))
     newest = newest_report(config) if config is not None and database_ok else None
     findings += upkeep.check_clock(now, newest=newest, server_date=server_date,
-                            server=options.url or "")
-    findings += upkeep.check_disk([instance_dir, *([options.backups_dir] if options.backups_dir
-                                            else [])], min_free=options.min_free)
-    findings += upkeep.check_backups(options.backups_dir, now=now, max_age=options.max_backup_age)
+                                   server=options.url or "")
+    disks = [instance_dir] + ([options.backups_dir] if options.backups_dir else [])
+    findings += upkeep.check_disk(disks, min_free=options.min_free)
+    findings += upkeep.check_backups(options.backups_dir, now=now,
+                                     max_age=options.max_backup_age)
     return findings
 
 
