@@ -9,7 +9,8 @@ from another address and then from the guesser's own, waiting as told.
 
 Run against a throwaway instance with production settings (argon2id t=3, m=64 MiB and the
 default limits): .venv/bin/python bench/guess_codes.py [--seconds 120] [--addresses 1]
-or against a running one: --url http://127.0.0.1:8000 --code "1234 5678 9012 3456".
+or against a running one: --url http://127.0.0.1:8000 --code "1234 5678 9012 3456"
+(which must have trusted_proxy = "none" for loopback addresses to count as clients).
 tests/test_attack.py runs a small version with short waits.
 """
 
@@ -212,6 +213,11 @@ def main() -> None:
 
     created = new_instance()
     config = created.config
+    # No proxy in front: each loopback source address is a client of its own. (With the
+    # default, "loopback", every one of them would be taken for a proxy naming nobody.)
+    path = config.instance_dir / "config.toml"
+    path.write_text('trusted_proxy = "none"\n' + path.read_text(encoding="utf-8"),
+                    encoding="utf-8")
     code = receipts.new_code()
     conn = store.connect(config.db_path, config.db_key)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, request
 
-from intake import capacity, cases, i18n, security, store
+from intake import capacity, cases, i18n, security, store, throttle
 from intake.config import Config
 
 GATE = "intake.gate"
@@ -68,7 +68,11 @@ def client_address() -> str | None:
     does not tell clients apart (a Tor onion service). Passed on, never logged or stored:
     intake/throttle.py keeps only a keyed hash of it that is forgotten within a day."""
     cfg: Config = current_app.config["INTAKE"]
-    return request.remote_addr if cfg.throttle.per_client else None
+    if not cfg.throttle.per_client:
+        return None
+    return throttle.client_address(
+        request.remote_addr, request.headers.get("X-Forwarded-For"), cfg.trusted_proxy
+    )
 
 
 def _close_db(_exc: BaseException | None) -> None:

@@ -158,19 +158,17 @@ def _serve(config: Config, host: str, port: int, threads: int | None) -> None:
         click.secho(f"With --threads {threads} and {config.capacity.slots} hash slots, requests "
                     "waiting to hash can hold every thread; pages will wait behind them. "
                     f"Use at least {serve_threads(config)}.", fg="yellow", err=True)
-    # Behind a reverse proxy every connection comes from the proxy: trust its
-    # X-Forwarded-For (and only its) to tell clients apart for throttling.
-    proxy = {} if config.trusted_proxy is None else {
-        "trusted_proxy": config.trusted_proxy, "trusted_proxy_count": 1,
-        "trusted_proxy_headers": {"x-forwarded-for"},
-    }
     waitress.serve(
         app, host=host, port=port, threads=threads, ident="intake",
         # Refuse bodies over the limit before buffering them, and keep every accepted body
         # in memory: waitress spills larger ones to a temporary file, and a no-JavaScript
         # report body is plaintext that must never touch the disk.
         max_request_body_size=limit, inbuf_overflow=limit + 1,
-        clear_untrusted_proxy_headers=True, **proxy,
+        # Headers reach the app as sent, as under gunicorn: the app alone decides whose
+        # X-Forwarded-For to believe (trusted_proxy, intake/throttle.py), and nothing else
+        # reads them. waitress's own proxy handling would log a malformed header's value,
+        # which can hold a client's address.
+        clear_untrusted_proxy_headers=False,
     )
 
 

@@ -17,6 +17,7 @@ An instance folder holds:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -159,9 +160,10 @@ class Config:
     console: Console = Console()
     capacity: Capacity = Capacity()
     throttle: Throttle = Throttle()
-    # The address of a reverse proxy in front of `intake serve`, whose X-Forwarded-For then
-    # names the client. Used only to tell clients apart for throttling; never logged.
-    trusted_proxy: str | None = None
+    # Which peer is a reverse proxy whose X-Forwarded-For names the client: "loopback" (any
+    # address of this machine: Caddy in deploy/), one IP address, or "none". Used only to
+    # tell clients apart for throttling (intake/throttle.py); never logged.
+    trusted_proxy: str = "loopback"
     # Off only for a demo or test served over plain http on 127.0.0.1.
     secure_cookies: bool = True
     timezone: str = "UTC"
@@ -249,7 +251,7 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         console=_console(raw.get("console", {})),
         capacity=_capacity(raw.get("capacity", {})),
         throttle=_throttle(raw.get("throttle", {})),
-        trusted_proxy=str(raw["trusted_proxy"]) if raw.get("trusted_proxy") else None,
+        trusted_proxy=_trusted_proxy(str(raw.get("trusted_proxy", "loopback"))),
         secure_cookies=bool(raw.get("secure_cookies", True)),
         timezone=_timezone(str(raw.get("timezone", "UTC"))),
         focal_idle_minutes=int(raw.get("focal_idle_minutes", 5)),
@@ -270,6 +272,17 @@ def _console(raw: dict[str, Any]) -> Console:
     return console
 
 
+def _trusted_proxy(text: str) -> str:
+    if text in ("loopback", "none"):
+        return text
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(
+            f"trusted_proxy {text!r} is not \"loopback\", \"none\" or an IP address"
+        ) from None
+
+
 def _capacity(raw: dict[str, Any]) -> Capacity:
     capacity = Capacity(hash_slots=int(raw.get("hash_slots", 0)),
                         wait_seconds=float(raw.get("wait_seconds", 2.0)))
@@ -282,8 +295,11 @@ def _capacity(raw: dict[str, Any]) -> Capacity:
 
 
 def _throttle(raw: dict[str, Any]) -> Throttle:
+    per_client = raw.get("per_client", True)
+    if not isinstance(per_client, bool):
+        raise ValueError("[throttle] per_client is true or false")
     numbers = {k: int(v) for k, v in raw.items() if k != "per_client"}
-    throttle = Throttle(per_client=bool(raw.get("per_client", True)), **numbers)
+    throttle = Throttle(per_client=per_client, **numbers)
     if min(numbers.values(), default=1) < 1:
         raise ValueError("every [throttle] number is a whole number of at least 1")
     if throttle.status_first_wait_seconds > throttle.status_max_wait_seconds:

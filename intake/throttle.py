@@ -81,6 +81,41 @@ def seconds(wait: timedelta) -> int:
 # --- Clients -------------------------------------------------------------------------------
 
 
+def client_address(peer: str | None, forwarded_for: str | None, trusted_proxy: str) -> str | None:
+    """The address that stands for the client, or None when there is none to use.
+
+    From a trusted proxy, the last X-Forwarded-For entry: the one the proxy itself wrote
+    (deploy/'s Caddyfiles overwrite the header with the connection's address, so a client
+    cannot choose it). None when the proxy names no client, or a loopback one: a visitor
+    who reached the proxy from this machine, which in deploy/ is Tor's onion service, where
+    every visitor would be the same client.
+    """
+    if not _is_proxy(peer, trusted_proxy):
+        return peer
+    if not forwarded_for:
+        return None
+    last = forwarded_for.rsplit(",", 1)[-1].strip()
+    try:
+        ip = ipaddress.ip_address(last)
+    except ValueError:
+        return None
+    return None if ip.is_loopback else last
+
+
+def _is_proxy(peer: str | None, trusted_proxy: str) -> bool:
+    if not peer or trusted_proxy == "none":
+        return False
+    try:
+        ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if trusted_proxy == "loopback":
+        return ip.is_loopback
+    return ip == ipaddress.ip_address(trusted_proxy)
+
+
 def client_id(
     conn: store.Connection, address: str | None, now: datetime, rng: crypto.Rng = os.urandom
 ) -> bytes | None:

@@ -5,7 +5,7 @@ overall), it shows in seconds what the defaults do in minutes: one address gets 
 codes checked than the documented schedule allows, other addresses are not held by it,
 many addresses together hit the overall limit, and a real code is found afterwards by a
 person who waits as told. Behind a trusted proxy, clients are told apart by the proxy's
-X-Forwarded-For, and by nothing else.
+X-Forwarded-For, and a connection from elsewhere cannot choose its own.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def _serve(tmp_path: Path, top: str = "") -> tuple[Server, str]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[Server, str]]:
-    running, code = _serve(tmp_path)
+    # No proxy: each loopback source address is a client of its own.
+    running, code = _serve(tmp_path, top='trusted_proxy = "none"')
     yield running, code
     running.stop()
 

@@ -265,3 +265,35 @@ def test_the_status_page_says_how_long_to_wait_and_keeps_the_code(client: FlaskC
     assert f'value="{code}"' in answer.text  # still in the box for when the wait is over
     # The village's wait is its own: elsewhere, codes are checked as usual.
     assert post(code, ELSEWHERE).status_code == 404
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "trusted", "client"), [
+    ("203.0.113.9", None, "loopback", "203.0.113.9"),  # no proxy: the connection
+    ("203.0.113.9", "198.51.100.1", "loopback", "203.0.113.9"),  # a header from anyone else
+    ("127.0.0.1", "198.51.100.1", "loopback", "198.51.100.1"),  # Caddy on this machine
+    ("::1", "2001:db8::7", "loopback", "2001:db8::7"),
+    ("::ffff:127.0.0.1", "198.51.100.1", "loopback", "198.51.100.1"),
+    ("127.0.0.1", "192.0.2.66, 198.51.100.1", "loopback", "198.51.100.1"),  # the proxy's own
+    ("127.0.0.1", None, "loopback", None),  # the proxy names nobody
+    ("127.0.0.1", "127.0.0.1", "loopback", None),  # through Tor: every visitor alike
+    ("127.0.0.1", "unknown", "loopback", None),
+    ("127.0.0.1", "198.51.100.1", "none", "127.0.0.1"),
+    ("10.0.0.2", "198.51.100.1", "10.0.0.2", "198.51.100.1"),
+    ("10.0.0.3", "198.51.100.1", "10.0.0.2", "10.0.0.3"),
+    ("127.0.0.1", "198.51.100.1", "10.0.0.2", "127.0.0.1"),
+])
+def test_which_address_stands_for_the_client(peer: str, forwarded: str | None, trusted: str, client: str | None) -> None:
+    assert throttle.client_address(peer, forwarded, trusted) == client
+
+
+def test_behind_caddy_on_this_machine_clients_are_told_apart_by_its_header(client: FlaskClient) -> None:
+    def post(code: str, forwarded: str) -> int:
+        headers = {"X-Forwarded-For": forwarded}
+        page = client.get("/en/status", headers=headers).text
+        return client.post("/en/status", data={"csrf_token": csrf_token(page), "code": code},
+                           headers=headers).status_code
+
+    for _ in range(Throttle().status_free_failures):
+        assert post(_wrong(), VILLAGE) == 404
+    assert post(_wrong(), VILLAGE) == 429
+    assert post(_wrong(), ELSEWHERE) == 404
