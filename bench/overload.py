@@ -132,7 +132,7 @@ def offer(port: int, pid: int, bodies: Callable[[], tuple[str, str]], rate: floa
                 pool.submit(sender.post, bodies(), run)
                 run.offered += 1
             time.sleep(max(0.0, (run.offered / rate) - (time.perf_counter() - start)))
-    run.seconds = time.perf_counter() - start
+        run.seconds = time.perf_counter() - start  # the time load was offered, not the drain
     done.set()
     sampler.join()
     sender.close()
