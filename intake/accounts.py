@@ -294,7 +294,7 @@ def authenticate(
                         and hasher.check_needs_rehash(str(row[1])) else None)
     except BaseException:
         with store.transaction(conn):
-            _uncount_failure(conn, None if row is None else int(row[0]), pending)
+            _uncount_failure(conn, row, pending, now)
         raise
     with store.transaction(conn):
         if step is not None:
@@ -381,13 +381,15 @@ def _count_failure(conn: store.Connection, user_id: int | None, client: bytes | 
     return int(cursor.lastrowid or 0), counted
 
 
-def _uncount_failure(conn: store.Connection, user_id: int | None,
-                     pending: tuple[int, throttle.Counted]) -> None:
-    """Take back a try that was never checked (the server was busy)."""
-    if user_id is not None:
+def _uncount_failure(conn: store.Connection, row: tuple[Any, ...] | None,
+                     pending: tuple[int, throttle.Counted], now: datetime) -> None:
+    """Take back a try that was never checked (the server was busy): one failure fewer,
+    and the account's last failure what it was, unless a later try has set its own."""
+    if row is not None:
         conn.execute(
-            "UPDATE users SET failed_logins = max(failed_logins - 1, 0) WHERE id = ?",
-            (user_id,),
+            "UPDATE users SET failed_logins = max(failed_logins - 1, 0), last_failed_at ="
+            " CASE WHEN last_failed_at = ? THEN ? ELSE last_failed_at END WHERE id = ?",
+            (now.isoformat(), row[5], int(row[0])),
         )
     conn.execute("DELETE FROM login_failures WHERE rowid = ?", (pending[0],))
     throttle.uncount(conn, pending[1])

@@ -216,7 +216,7 @@ def test_a_busy_login_hash_takes_back_every_count(db: store.Connection, config: 
         accounts.authenticate(db, config.audit_key, username="alice", password="wrong one",
                               totp_code="000000", params=config.password_hash,
                               now=reports.utcnow(), client_address="192.0.2.7", gate=gate)
-    assert db.execute("SELECT failed_logins FROM users").fetchone()[0] == 0
+    assert db.execute("SELECT failed_logins, last_failed_at FROM users").fetchone() == (0, None)
     assert db.execute("SELECT count(*) FROM login_failures").fetchone()[0] == 0
     assert db.execute("SELECT coalesce(sum(failures), 0) FROM throttle_clients").fetchone()[0] == 0
     assert officer.login(db, config, reports.utcnow() + timedelta(minutes=1))
