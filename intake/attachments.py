@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import struct
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -143,14 +144,38 @@ def _entry(item: object) -> Entry:
         raise AttachmentInvalid("type")
     if not (isinstance(kind, str) and kind in KINDS):
         raise AttachmentInvalid("kind")
-    # bool is an int in Python; JSON true is not a size.
-    if not (type(size) is int and size >= 0 and type(chunks) is int):
+    size, chunks = _whole(size), _whole(chunks)
+    if size is None or chunks is None or size < 0:
         raise AttachmentInvalid("size")
     if chunks != chunk_count(size):
         raise AttachmentInvalid("chunks")
     if not (isinstance(digest, str) and _HEX64.fullmatch(digest)):
         raise AttachmentInvalid("sha256")
     return Entry(ident, name, mime, size, digest, chunks, kind)
+
+
+def safe_file_name(name: str) -> str:
+    """A name from a payload (hostile) made safe to write in a folder: no path, no control
+    characters, no leading dot, at most 100 characters with the extension kept."""
+    text = unicodedata.normalize("NFC", name)
+    text = "".join("_" if ch in '/\\:*?"<>|' or unicodedata.category(ch)[0] == "C" else ch
+                   for ch in text).strip().lstrip(".")
+    stem, dot, ext = text.rpartition(".")
+    if not stem or len(ext) > 10:
+        stem, dot, ext = text, "", ""
+    text = stem[:100 - len(dot) - len(ext)] + dot + ext
+    return text or "attachment"
+
+
+def _whole(value: object) -> int | None:
+    """A JSON number as JavaScript reads it: 5 and 5.0 are the same whole number, true is
+    not a number, and nothing past 2**53 is exact, so it is refused on both sides."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    number = int(value)
+    return number if abs(number) <= 2**53 - 1 else None
 
 
 def _check_ids(report_id: bytes, attachment_id: bytes) -> None:

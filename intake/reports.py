@@ -233,12 +233,18 @@ def import_queue(
         raise Rejected("bad_request")
     stored = already = 0
     refused: list[tuple[int, str]] = []
+    from intake import uploads  # uploads builds on this module
+
     for index, item in enumerate(document["items"]):
         try:
-            submission = parse_submission(item)
-            if submission.sealed_receipt is None:
-                raise Rejected("bad_request")
-            if accept(conn, config, submission, now=now).created:
+            if isinstance(item, dict) and "chunks" in item:
+                created = uploads.import_item(conn, config, item, now=now)
+            else:
+                submission = parse_submission(item)
+                if submission.sealed_receipt is None:
+                    raise Rejected("bad_request")
+                created = accept(conn, config, submission, now=now).created
+            if created:
                 stored += 1
             else:
                 already += 1

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from hmac import compare_digest
 
 from intake import attachments as att
-from intake import crypto, receipts, reports, store
+from intake import audit, cases, crypto, receipts, reports, store
 from intake.config import Config, Limits
 from intake.reports import Clock, Rejected, utcnow
 
@@ -285,6 +285,36 @@ def purge(conn: store.Connection, config: Config, *, now: datetime) -> int:
     return len(stale)
 
 
+def import_item(conn: store.Connection, config: Config, item: dict[str, object], *,
+                now: Clock = utcnow) -> bool:
+    """A queue-file item with its chunks (Formats 9): the upload, at once. True when stored
+    now, False when the report was there already. Raises Rejected."""
+    lists = item.get("chunks")
+    request = parse_upload({k: v for k, v in item.items() if k != "chunks"}, config.limits)
+    if request.submission.sealed_receipt is None:
+        raise Rejected("bad_request")
+    if not (isinstance(lists, list) and len(lists) == len(request.attachments) and all(
+        isinstance(chunks, list) and len(chunks) == declared.chunks
+        for chunks, declared in zip(lists, request.attachments, strict=False)
+    )):
+        raise Rejected("bad_upload")
+    progress = start(conn, config, request, now=now)
+    if progress.complete:
+        return False
+    for number, declared in enumerate(request.attachments):
+        for index in range(progress.received[number], declared.chunks):
+            text = lists[number][index]
+            try:
+                data = crypto.b64decode(text if isinstance(text, str) else "")
+            except ValueError:
+                raise Rejected("bad_upload") from None
+            address = ChunkAddress(progress.report_id, declared.id, index, request.token)
+            progress = put_chunk(conn, config, address, data, now=now)
+    if not progress.complete:
+        raise Rejected("bad_upload")
+    return True
+
+
 # --- Reading what a complete report holds -----------------------------------------------
 
 
@@ -311,6 +341,19 @@ def sealed_attachment(conn: store.Connection, report_id: str, attachment_id: str
         "SELECT data FROM attachment_chunks WHERE report_id = ? AND attachment_id = ?"
         " ORDER BY idx", (report_id, attachment_id),
     ))
+
+
+def fetch_for_officer(conn: store.Connection, config: Config, *, report_id: str,
+                      attachment_id: str, actor: int, now: datetime) -> bytes:
+    """An attachment's ciphertext for an officer's browser to decrypt; recorded in the
+    audit log like the report's own envelope. Raises cases.CaseNotFound."""
+    with store.transaction(conn):
+        data = sealed_attachment(conn, report_id, attachment_id)
+        if not data:
+            raise cases.CaseNotFound(report_id)
+        audit.record(conn, config.audit_key, actor=actor, action="attachment_decrypted",
+                     now=now, report_id=report_id)
+    return data
 
 
 def _same_submission(row: tuple[bytes, ...], digest: bytes, receipt_hash: bytes) -> None:

@@ -222,7 +222,8 @@ GOOD = {"id": "ab" * 16, "name": "a.jpg", "type": "image/jpeg", "kind": "photo",
     ({"id": "AB" * 16}, "id in capitals"), ({"id": "ab" * 15}, "short id"),
     ({"name": ""}, "no name"), ({"name": "x" * 256}, "long name"), ({"name": 5}, "name a number"),
     ({"type": "x" * 128}, "long type"), ({"kind": "script"}, "unknown kind"),
-    ({"size": -1}, "negative size"), ({"size": True}, "size true"), ({"size": 5.0}, "size a float"),
+    ({"size": -1}, "negative size"), ({"size": True}, "size true"), ({"size": 5.5}, "size a fraction"),
+    ({"size": 2**53}, "size past exact"), ({"size": "5"}, "size a string"),
     ({"chunks": 2}, "wrong chunk count"), ({"sha256": "cd" * 31}, "short digest"),
 ])
 def test_broken_entries_are_none_and_the_rest_still_read(change: dict[str, Any], why: str) -> None:

@@ -330,3 +330,29 @@ def test_any_upload_request_gets_a_clear_answer_and_stores_nothing(client: Flask
                         headers={"X-Upload-Token": crypto.b64encode(bytes(32))})
     assert 400 <= second.status_code < 500
     assert _rows(instance, "uploads") == 0 and _rows(instance, "attachment_chunks") == 0
+
+
+def test_a_queue_file_carries_attachments_and_imports_once(instance: Created, org_key: crypto.PrivateKey) -> None:
+    sealed = _sealed(instance)
+    report_id = sealed.envelope[8:24]
+    item = Device(None, sealed).body()  # type: ignore[arg-type]
+    code = item.pop("receipt_code")
+    item.pop("language")
+    item["sealed_receipt"] = crypto.b64encode(crypto.seal_receipt(
+        code, "fr", report_id=report_id, key=instance.config.receipt_public_key))
+    item["chunks"] = [[crypto.b64encode(c) for c in chunks] for chunks in sealed.chunks]
+    short = {**item, "chunks": [item["chunks"][0][:-1], item["chunks"][1]]}
+    document = json.dumps({"format": "intake-queue", "version": 1, "items": [item, short]}).encode()
+    conn = store.connect(instance.config.db_path, instance.config.db_key)
+    try:
+        first = reports.import_queue(conn, instance.config, document)
+        again = reports.import_queue(conn, instance.config, document)
+        (stored,) = list(store.envelopes(conn))
+        chunks = uploads.sealed_attachments(conn, report_id.hex())
+    finally:
+        conn.close()
+    assert (first.stored, first.already, first.refused) == (1, 0, ((1, "bad_upload"),))
+    assert (again.stored, again.already) == (0, 1)
+    opened = crypto.unseal(stored.envelope, org_key)
+    got = [crypto.open_attachment(opened, e, chunks[e.id]) for e in att.entries(opened.payload) if e]
+    assert got == [PHOTO, VOICE]

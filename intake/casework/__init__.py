@@ -47,4 +47,4 @@ def _console_globals() -> dict[str, Any]:
     return {**HELPERS, "console_user": console_user}
 
 
-from intake.casework import access, admin, casefiles  # noqa: E402,F401  (routes register)
+from intake.casework import access, admin, attachments, casefiles  # noqa: E402,F401  (routes)

@@ -65,6 +65,8 @@ def page_data() -> str:
             "receiptKey": cfg.receipt_public_key.text,
             "language": lang,
             "maxText": cfg.limits.max_text_chars,
+            "maxAttachmentBytes": cfg.limits.max_attachment_bytes,
+            "maxAttachments": cfg.limits.max_attachments,
             "submitUrl": url_for("report.submit_api"),
             "enrolUrl": url_for("report.enrol_api"),
             "swUrl": url_for("report.service_worker", v=static_version()),

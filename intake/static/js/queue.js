@@ -1,8 +1,12 @@
-// The offline queue and what else this device keeps in IndexedDB (database "intake", v1):
+// The offline queue and what else this device keeps in IndexedDB (database "intake", v2):
 //   queue  {id: report id hex, body: the submission's JSON text, state: "waiting"|"refused",
-//          error?: the server's code}. The body holds only the envelope, the sealed receipt
-//          and, on a focal point's tablet, its id and signature: ciphertext and a signature,
-//          never the report or its receipt code (SECURITY.md, Formats 6 to 9).
+//          error?: the server's code, bytes?: size of its attachments' chunks}. The body
+//          holds only the envelope, the sealed receipt and, on a focal point's tablet, its
+//          id and signature: ciphertext and a signature, never the report or its receipt
+//          code (SECURITY.md, Formats 6 to 9). With attachments it also holds the upload's
+//          random token and each attachment's id, size and chunk count (Formats 13).
+//   chunks {id: report id hex, a: attachment number, i: chunk number, data: ciphertext}:
+//          the attachments' encrypted chunks (Formats 12), never a byte of plaintext.
 //   pins   {id: key id hex}: the organisation keys this device first sealed to.
 //   focal  {id, name, privateKey}: a focal point's identity; the ECDSA key is
 //          non-extractable and is stored as a CryptoKey, so no script can read it out.
@@ -11,7 +15,7 @@ import { concat, toBase64url, utf8 } from './bytes.js';
 import { pageData, t, show } from './page.js';
 
 var NAME = 'intake';
-var VERSION = 1;
+var VERSION = 2; // 2 added the chunks store; sw.js opens it with the same schema
 var FOCAL_LABEL = utf8('intake-focal-v1');
 var connection = null;
 var running = null;
@@ -26,6 +30,9 @@ function open() {
         ['queue', 'pins', 'focal'].forEach(function (store) {
           if (!db.objectStoreNames.contains(store)) db.createObjectStore(store, { keyPath: 'id' });
         });
+        if (!db.objectStoreNames.contains('chunks')) {
+          db.createObjectStore('chunks', { keyPath: ['id', 'a', 'i'] });
+        }
       };
       request.onsuccess = function () {
         var db = request.result;
@@ -46,7 +53,7 @@ function transaction(store, mode, work) {
     return new Promise(function (resolve, reject) {
       var tx = db.transaction(store, mode, { durability: 'strict' });
       var result;
-      var request = work(tx.objectStore(store));
+      var request = work(Array.isArray(store) ? tx : tx.objectStore(store));
       if (request) request.onsuccess = function () { result = request.result; };
       tx.oncomplete = function () { resolve(result); };
       tx.onerror = tx.onabort = function () { reject(tx.error || new Error('IndexedDB failed')); };
@@ -58,9 +65,77 @@ function all(store) {
   return transaction(store, 'readonly', function (s) { return s.getAll(); });
 }
 
-export function enqueue(id, body) {
-  return transaction('queue', 'readwrite', function (s) {
-    return s.add({ id: id, body: body, state: 'waiting' });
+// `attachments`, for a report with attachments: each one's encrypted chunks, in order.
+// The report and every chunk go in one transaction: all of it is kept, or none.
+export function enqueue(id, body, attachments) {
+  if (!attachments) {
+    return transaction('queue', 'readwrite', function (s) {
+      return s.add({ id: id, body: body, state: 'waiting' });
+    });
+  }
+  return transaction(['queue', 'chunks'], 'readwrite', function (tx) {
+    var bytes = 0;
+    var chunks = tx.objectStore('chunks');
+    attachments.forEach(function (list, a) {
+      list.forEach(function (data, i) {
+        bytes += data.length;
+        chunks.put({ id: id, a: a, i: i, data: data });
+      });
+    });
+    return tx.objectStore('queue').add({ id: id, body: body, state: 'waiting', bytes: bytes });
+  });
+}
+
+function chunkOf(id, a, i) {
+  return transaction('chunks', 'readonly', function (s) { return s.get([id, a, i]); })
+    .then(function (found) {
+      if (!found) throw new Error('a chunk is missing from this device');
+      return found.data;
+    });
+}
+
+// Removes a delivered report and its chunks together.
+function forget(id) {
+  return transaction(['queue', 'chunks'], 'readwrite', function (tx) {
+    tx.objectStore('chunks').delete(IDBKeyRange.bound([id], [id, []]));
+    return tx.objectStore('queue').delete(id);
+  });
+}
+
+// Who wants to hear how an upload advances: fn(report id, bytes sent, bytes in all).
+var watchers = [];
+export function onProgress(fn) {
+  watchers.push(fn);
+}
+
+function tell(id, sent, total) {
+  watchers.forEach(function (fn) { fn(id, sent, total); });
+}
+
+// The service worker says how the uploads it sends advance, so the page shows them too.
+if (self.navigator && navigator.serviceWorker) {
+  navigator.serviceWorker.addEventListener('message', function (event) {
+    var data = event.data;
+    if (data && data.type === 'intake-progress') tell(data.id, data.sent, data.total);
+  });
+}
+
+// One upload at a time across this page, other tabs and the service worker, where the
+// browser has Web Locks: two senders of the same 20 MB on a 2G link would halve its speed.
+export function exclusively(work) {
+  if (self.navigator && navigator.locks && navigator.locks.request) {
+    return navigator.locks.request('intake-upload', work);
+  }
+  return work();
+}
+
+// A report with attachments goes out through upload.js, loaded the first time one waits,
+// so that a first visit does not pay for it.
+async function deliverUpload(item) {
+  await import('./upload.js');
+  return exclusively(function () {
+    return self.intakeUpload.deliver(item, function (a, i) { return chunkOf(item.id, a, i); },
+      function (sent, total) { tell(item.id, sent, total); });
   });
 }
 
@@ -120,7 +195,7 @@ async function flushOnce(url) {
     var item = items[i];
     var done;
     try {
-      done = await post(url, item);
+      done = item.bytes ? await deliverUpload(item) : await post(url, item);
     } catch (e) {
       done = { kind: 'retry' };
     }
@@ -129,7 +204,7 @@ async function flushOnce(url) {
       break;
     }
     if (done.kind === 'sent') {
-      await transaction('queue', 'readwrite', function (s) { return s.delete(item.id); });
+      await forget(item.id);
       result.sent.push(item.id);
     } else {
       // Never deleted: a refused report stays, marked, until someone exports it.
@@ -212,10 +287,13 @@ export function attachControl(after) {
 // recognises a report that arrived by file as already there.
 export async function exportFile() {
   var items = await all('queue');
-  var file = JSON.stringify({
-    format: 'intake-queue', version: 1,
-    items: items.map(function (item) { return JSON.parse(item.body); })
-  });
+  var bodies = [];
+  for (var n = 0; n < items.length; n++) {
+    var body = JSON.parse(items[n].body);
+    if (items[n].bytes) body.chunks = await chunkTexts(items[n].id);
+    bodies.push(body);
+  }
+  var file = JSON.stringify({ format: 'intake-queue', version: 1, items: bodies });
   var link = document.createElement('a');
   link.href = URL.createObjectURL(new Blob([file], { type: 'application/json' }));
   link.download = 'intake-queue.json';
@@ -224,6 +302,19 @@ export async function exportFile() {
   link.remove();
   setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
   return items.length;
+}
+
+// A report's chunks as base64url, one list per attachment, in order (Formats 9).
+function chunkTexts(id) {
+  return transaction('chunks', 'readonly', function (s) {
+    return s.getAll(IDBKeyRange.bound([id], [id, []]));
+  }).then(function (found) {
+    var lists = [];
+    found.forEach(function (chunk) { // in key order: by attachment, then by chunk
+      (lists[chunk.a] = lists[chunk.a] || [])[chunk.i] = toBase64url(chunk.data);
+    });
+    return lists;
+  });
 }
 
 // Key pinning: the key ids (hex) this device has not sealed to before, or [] when all are

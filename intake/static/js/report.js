@@ -23,6 +23,29 @@ var shown = null;
 var direct = null;
 var focal = null;
 var idleTimer = null;
+// Photos, voice note and files (media.js), loaded the first time the person touches them;
+// `media` is the module once it is there.
+var media = null;
+var mediaLoading = null;
+
+function mediaModule() {
+  if (!mediaLoading) {
+    mediaLoading = import('./media.js').then(function (module) { media = module; return module; });
+  }
+  return mediaLoading;
+}
+
+// Upload progress of the report on screen (progress.js, loaded with its first upload).
+var progressLoading = null;
+function progressModule() {
+  if (!progressLoading) progressLoading = import('./progress.js');
+  return progressLoading;
+}
+
+function onProgress(id, sent, total) {
+  if (!shown || shown.id !== id) return;
+  progressModule().then(function (module) { module.update(id, sent, total); });
+}
 
 export function payloadFromForm(formElement, fields, language) {
   var data = new FormData(formElement);
@@ -60,10 +83,13 @@ function restore(values) {
 
 function showReceipt(code, id) {
   // Nothing of the report stays in the page: the fields are emptied, and no history entry
-  // or storage was ever written. The draft lives in this variable until the report is
-  // delivered or refused, and goes with "Next person", idle time or quick exit.
-  shown = { id: id, draft: snapshot() };
+  // or storage was ever written. The draft (with its attachments, in memory) lives in this
+  // variable until the report is delivered or refused, and goes with "Next person", idle
+  // time or quick exit.
+  shown = { id: id, draft: snapshot(), attachments: media ? media.take() : null };
   form.reset();
+  show($('upload'), false);
+  if (shown.attachments) progressModule().then(function (module) { module.watch(id); });
   show($('report'), false);
   show($('form-status'), false);
   show($('back-to-report'), false);
@@ -83,7 +109,10 @@ function delivered(result) {
     if (!shown || shown.id !== id) return;
     if (state === null) {
       say($('delivery'), t('delivery_sent'), false);
+      show($('upload'), false);
       shown.draft = null;
+      if (media) media.forget(shown.attachments);
+      shown.attachments = null;
     } else if (state === 'refused') {
       var message = result && result.refused[id];
       say($('delivery'), t('delivery_refused') + (message ? ' ' + message : ''), false);
@@ -102,6 +131,10 @@ function sendQueue() {
 // Empties the form and any receipt on screen: "Next person", idle time on a focal tablet.
 function clearAll() {
   form.reset();
+  if (media) {
+    media.clear();
+    if (shown) media.forget(shown.attachments);
+  }
   shown = null;
   direct = null;
   $('receipt-code').textContent = '';
@@ -138,7 +171,30 @@ function warnKeys(ids) {
   $('key-warning').focus();
 }
 
+// Without IndexedDB, a report with attachments is uploaded from memory, at once; the
+// receipt is shown only once every chunk is stored, as for a report without them.
+async function sendDirectUpload(saved, statusBox) {
+  say(statusBox, t('sending'), false);
+  await import('./upload.js');
+  var sizes = await progressModule();
+  var done = await self.intakeUpload.deliver(
+    { id: saved.id, body: saved.body },
+    function (a, i) { return Promise.resolve(saved.chunks[a][i]); },
+    function (sent, total) {
+      say(statusBox, t('upload_sent', { sent: sizes.formatSize(sent), total: sizes.formatSize(total) }), false);
+    });
+  if (done.kind === 'sent') {
+    direct = null;
+    showReceipt(saved.code, saved.id);
+    say($('delivery'), t('delivery_sent'), false);
+    return;
+  }
+  if (done.kind === 'refused') direct = null;
+  say(statusBox, (done.answer && done.answer.message) || t('send_failed'), true);
+}
+
 async function sendDirect(envelope, code, statusBox) {
+  if (direct && direct.chunks) return sendDirectUpload(direct, statusBox);
   var data = pageData();
   say(statusBox, t('sending'), false);
   var response = await fetch(data.submitUrl, {
@@ -166,34 +222,57 @@ async function send(statusBox) {
   var data = pageData();
   var payload = payloadFromForm(form, data.fields, data.language);
   var text = JSON.stringify(payload);
-  if (direct && direct.text === text) return sendDirect(direct.envelope, direct.code, statusBox);
+  var revision = media ? media.revision() : 0;
+  if (direct && direct.text === text && direct.revision === revision) {
+    return sendDirect(direct.envelope, direct.code, statusBox);
+  }
   var keys = data.keys.map(fromBase64url);
   var changed = await changedKeys(keys);
   if (changed.length) return warnKeys(changed);
   say(statusBox, t('sealing'), false);
-  var envelope, sealedReceipt;
+  var files = media ? await media.files() : [];
+  var envelope, sealedReceipt, sealed;
   var code = newCode();
+  var recipients = keys.map(function (k) { return { publicKey: k }; });
   try {
-    envelope = await seal(payload, keys.map(function (k) { return { publicKey: k }; }));
+    if (files.length) {
+      sealed = await (await import('./attachment.js')).sealReport(payload, recipients, files);
+      envelope = sealed.envelope;
+    } else {
+      envelope = await seal(payload, recipients);
+    }
     sealedReceipt = await sealReceipt(
       code, data.language, reportIdOf(envelope), fromBase64url(data.receiptKey));
   } catch (e) {
     // WebCrypto is there but cannot seal (an old engine without P-256, say): take the
-    // path of browsers without it, where the server seals at once (SECURITY.md).
+    // path of browsers without it, where the server seals at once (SECURITY.md). That
+    // path takes no attachments: the person must remove them first, and is told so.
+    if (files.length) return say(statusBox, t('attach_cannot_seal'), true);
     form.submit();
     return;
   }
+  files = null;
   var id = toHex(reportIdOf(envelope));
   var body = { envelope: toBase64url(envelope), sealed_receipt: toBase64url(sealedReceipt) };
+  if (sealed) {
+    // The upload's own random token (Formats 13): only this device can add chunks to it.
+    body.upload_token = toBase64url(crypto.getRandomValues(new Uint8Array(32)));
+    body.attachments = sealed.attachments.map(function (a) {
+      return { id: a.id, size: a.size, chunks: a.chunks.length };
+    });
+  }
   if (focal) {
     body.focal_point = focal.id;
     body.signature = await queue.sign(focal.privateKey, envelope, sealedReceipt);
   }
+  var chunks = sealed ? sealed.attachments.map(function (a) { return a.chunks; }) : null;
   try {
     // Queued before anything is shown or sent: if the page dies now, the report is safe.
-    await queue.enqueue(id, JSON.stringify(body));
+    await queue.enqueue(id, JSON.stringify(body), chunks);
   } catch (e) {
-    direct = { text: text, envelope: body.envelope, code: code };
+    direct = { text: text, revision: revision, envelope: body.envelope, code: code, id: id,
+      body: chunks ? JSON.stringify(body) : null, chunks: chunks };
+    if (chunks) return sendDirectUpload(direct, statusBox);
     return sendDirect(direct.envelope, code, statusBox);
   }
   showReceipt(code, id);
@@ -213,9 +292,16 @@ function start() {
   var statusBox = $('form-status');
   var what = form.elements.what;
   show($('key-warning'), false);
-  if (!what.value.trim()) {
+  // A voice note or a photo may be the whole report: then nothing need be written.
+  if (!what.value.trim() && !(media && media.count())) {
     say(statusBox, t('what_required'), false);
     what.focus();
+    return;
+  }
+  var trouble = media && media.problem();
+  if (trouble) {
+    say(statusBox, trouble, false);
+    $('attachment-status').focus();
     return;
   }
   busy = true;
@@ -242,6 +328,7 @@ function onKeysAnswer(accept) {
 function backToReport() {
   if (!shown || !shown.draft) return;
   restore(shown.draft);
+  if (media) media.restore(shown.attachments);
   shown = null;
   show($('done'), false);
   show($('report'), true);
@@ -279,6 +366,28 @@ if (form && canSeal) {
     if (identity) startFocal(identity);
   }).catch(function () { /* no IndexedDB: an ordinary phone */ });
   queue.attachControl(delivered);
+  queue.onProgress(onProgress);
   queue.showCounts().catch(function () {});
+  setUpAttachments();
   sendQueue();
+}
+
+// The attachments section exists only where the report can be sealed here; the form's
+// own inputs for it belong to another, empty form so that the no-JavaScript post can
+// never carry a file name or a choice.
+function setUpAttachments() {
+  var box = $('attachments');
+  if (!box) return;
+  show(box, true);
+  show($('attachments-nojs'), false);
+  show($('voice'), !!(window.MediaRecorder && navigator.mediaDevices &&
+    navigator.mediaDevices.getUserMedia));
+  box.addEventListener('click', function (event) {
+    var button = event.target.closest('button');
+    if (button) mediaModule().then(function (m) { return m.onClick(button); });
+  });
+  box.addEventListener('change', function (event) {
+    var input = event.target;
+    mediaModule().then(function (m) { return m.onChange(input); });
+  });
 }
