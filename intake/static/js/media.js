@@ -7,6 +7,10 @@ import { pageData, t, say, show } from './page.js';
 import { formatSize } from './progress.js';
 import * as voice from './voice.js';
 
+// Sealing comes with this module, so that a report whose photos were chosen online can be
+// sealed after the connection is gone, even where no service worker keeps the files.
+export { sealReport } from './attachment.js';
+
 var MAX_SIDE = 1600; // pixels: a smaller copy still shows a face, a badge or a number plate
 var QUALITY = 0.8;
 // What may be sent, by type, or by extension when the browser gives no type.
@@ -18,6 +22,13 @@ var voiceNote = null; // {blob, name, type, url}
 var recording = null;
 var nextKey = 1;
 var changes = 0; // goes up with every change, so that a sealed copy can tell it is stale
+// Photos are made smaller one change at a time; sealing waits for the last change.
+var pending = Promise.resolve();
+
+function inTurn(work) {
+  pending = pending.then(work, work);
+  return pending;
+}
 
 function $(id) { return document.getElementById(id); }
 
@@ -33,7 +44,7 @@ function smallerWanted() {
 
 // A smaller copy drawn on a canvas: the pixels only, so EXIF data (where and when the
 // photo was taken, the phone's make) is left behind. The orientation is applied first.
-async function shrink(file) {
+export async function shrink(file) {
   var bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
   var scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
   var canvas = document.createElement('canvas');
@@ -141,7 +152,7 @@ function render() {
 
 async function add(fileList) {
   var refused = [];
-  var files = Array.prototype.slice.call(fileList || []);
+  var files = fileList;
   if (files.length) say($('attachment-status'), t('attach_preparing'), false);
   for (var i = 0; i < files.length; i++) {
     var file = files[i];
@@ -227,18 +238,18 @@ export function onClick(button) {
 }
 
 export function onChange(input) {
-  if (input.name === 'photo-size') return photoChoiceChanged();
+  if (input.name === 'photo-size') return inTurn(photoChoiceChanged);
   if (input.type === 'file') {
-    var files = input.files;
-    var added = add(files);
-    // The file stays in memory here; the input forgets its name.
-    added.then(function () { input.value = ''; });
-    return added;
+    var files = Array.prototype.slice.call(input.files || []);
+    // The files stay in memory here; the input forgets their names.
+    input.value = '';
+    return inTurn(function () { return add(files); });
   }
 }
 
 // The attachments to seal, in order (the voice note first), with their bytes.
 export async function files() {
+  await pending;
   var out = [];
   if (voiceNote) {
     out.push({ name: voiceNote.name, type: voiceNote.type, kind: 'voice',

@@ -236,7 +236,7 @@ async function send(statusBox) {
   var recipients = keys.map(function (k) { return { publicKey: k }; });
   try {
     if (files.length) {
-      sealed = await (await import('./attachment.js')).sealReport(payload, recipients, files);
+      sealed = await media.sealReport(payload, recipients, files);
       envelope = sealed.envelope;
     } else {
       envelope = await seal(payload, recipients);

@@ -9,7 +9,6 @@
   var START = '/api/uploads'; // page data's uploadUrl
   var CHUNK = 131072; // plaintext bytes of every chunk but the last (Formats 12)
   var TAG = 16;
-  var TRIES = 5; // per request, before the queue waits for a better moment
   var STALLS = 3; // answers in a row that move nothing forward, before giving up for now
 
   function wait(ms) {
@@ -34,17 +33,18 @@
   }
 
   // On a 2G link a connection drops and comes back within seconds: try the same request
-  // again after 0.5, 1, 2 and 4 s; null when it never got through. Every request here may
-  // be repeated safely: the server answers a repeat as it answered the first.
+  // again after 0.25, 1, 3 and 8 s; null when it never got through. Every request here
+  // may be repeated safely: the server answers a repeat as it answered the first.
+  var PAUSES = [250, 1000, 3000, 8000];
   async function persist(url, init, bytes) {
-    for (var attempt = 0; attempt < TRIES; attempt++) {
+    for (var attempt = 0; ; attempt++) {
       try {
         return await request(url, init, bytes);
       } catch (error) {
-        if (attempt < TRIES - 1) await wait(500 * Math.pow(2, attempt));
+        if (attempt >= PAUSES.length) return null;
+        await wait(PAUSES[attempt]);
       }
     }
-    return null;
   }
 
   // As for a report without attachments (queue.js): only a 201 naming this report is
