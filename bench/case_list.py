@@ -104,7 +104,7 @@ def measure(count: int = 100_000) -> dict[str, Any]:
     config = created.config
     conn = store.open_ready(config.db_path, config.db_key, config.receipt_hash)
     officer, password, secret = _officer(conn, config)
-    _fill(conn, count, officer, random.Random(7))
+    _fill(conn, count, officer, random.Random(7))  # noqa: S311  (synthetic data, not secrets)
     cases.refresh_due(conn, config.service_levels)
     conn.close()
     pages = {

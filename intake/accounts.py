@@ -142,13 +142,16 @@ def reset(
     setup_hours: int,
     rng: crypto.Rng = os.urandom,
 ) -> str:
-    """A lost phone or password: clear both, end every session, issue a new set-up code."""
+    """A lost phone or password: clear both, end every session, issue a new set-up code.
+
+    A disabled account stays disabled: a reset must not quietly bring it back.
+    """
     code = focal.display_code(rng(16))
     with store.transaction(conn):
         changed = conn.execute(
             "UPDATE users SET setup_hash = ?, setup_expires_at = ?, password_hash = NULL,"
-            " totp_secret = NULL, totp_last_step = 0, failed_logins = 0, last_failed_at = NULL,"
-            " disabled_at = NULL WHERE id = ?",
+            " totp_secret = NULL, totp_last_step = 0, failed_logins = 0, last_failed_at = NULL"
+            " WHERE id = ?",
             (focal.code_hash(code), (now + timedelta(hours=setup_hours)).isoformat(), user_id),
         ).rowcount
         if not changed:
@@ -347,7 +350,10 @@ def _overall_wait(conn: store.Connection, now: datetime) -> timedelta:
 def _account_wait(failures: int, last: str | None, now: datetime) -> timedelta:
     if failures < FREE_FAILURES or last is None:
         return timedelta(0)
-    wait: timedelta = min(FIRST_WAIT * 2 ** (failures - FREE_FAILURES), MAX_WAIT)
+    # The doublings are capped before multiplying: past about 40 a timedelta overflows, and
+    # an account that many failures deep would raise instead of waiting MAX_WAIT.
+    doublings = min(failures - FREE_FAILURES, 20)
+    wait: timedelta = min(FIRST_WAIT * 2**doublings, MAX_WAIT)
     left: timedelta = datetime.fromisoformat(last) + wait - now
     return max(timedelta(0), left)
 

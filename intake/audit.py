@@ -101,6 +101,13 @@ def verify(conn: store.Connection, key: bytes) -> tuple[int, str]:
         previous, expected_seq = bytes(mac), seq + 1
     count = expected_seq - 1
     head_seq, head_mac = _head(conn, key)
+    if count == head_seq == 0 and conn.execute("SELECT 1 FROM users LIMIT 1").fetchone():
+        # No head and no entries would pass the check below, as on a new instance. But every
+        # account is added with an entry, so with accounts present the log was emptied.
+        raise AuditChainBroken(
+            "the log and the record of its last entry are missing, yet accounts exist: "
+            "the log was emptied"
+        )
     if head_seq != count or head_mac != previous:
         raise AuditChainBroken(
             f"the log ends at entry {count} but was last written at entry {head_seq}: "

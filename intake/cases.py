@@ -173,7 +173,8 @@ def list_cases(conn: store.Connection, query: CaseQuery, *, now: datetime,
         params.append(query.language)
     if query.assignee == "none":
         where.append("r.assignee IS NULL")
-    elif query.assignee.isdigit():
+    elif query.assignee.isascii() and query.assignee.isdigit():
+        # isdigit alone also admits "²", which int() refuses.
         where.append("r.assignee = ?")
         params.append(int(query.assignee))
     if query.priority in PRIORITIES:
@@ -256,7 +257,9 @@ def set_status(
     """Move a case to a status the complainant will see, with an optional message."""
     if status not in STATUSES:
         raise CaseInvalid("status")
-    if (status == "closed") != (outcome is not None) or (outcome and outcome not in OUTCOMES):
+    if (status == "closed") != (outcome is not None) or (
+        outcome is not None and outcome not in OUTCOMES
+    ):
         raise CaseInvalid("outcome")
     with store.transaction(conn):
         current = _current(conn, report_id)

@@ -18,7 +18,20 @@ from typing import BinaryIO
 
 import click
 
-from intake import accounts, attachments, audit, catalogues, crypto, focal, reports, store, uploads
+from intake import (
+    accounts,
+    attachments,
+    audit,
+    backup,
+    backupfile,
+    catalogues,
+    crypto,
+    focal,
+    rekey,
+    reports,
+    store,
+    uploads,
+)
 from intake import instance as instance_mod
 from intake.config import Config, ConfigError, load
 
@@ -332,7 +345,7 @@ def audit_verify(obj: Ctx) -> None:
             count, head = audit.verify(conn, config.audit_key)
         except audit.AuditChainBroken as exc:
             raise click.ClickException(f"The audit log was tampered with: {exc}.") from None
-    click.echo(f"The audit log is intact: {count} entries. Last link (note it down "
+    click.echo(f"The audit log is intact: {count} entries. Last entry's fingerprint (note it down "
                f"elsewhere to detect a rollback later): {head}")
 
 
@@ -480,3 +493,151 @@ def demo(port: int) -> None:
         f"  intake --instance {created.config.instance_dir} decrypt --key {created.key_file}"
     )
     _serve(created.config, "127.0.0.1", port, 4)
+
+
+# --- Backups, restoring, and a new database key (intake/backup.py, intake/rekey.py) ------
+
+
+def _open_key_file(key_file: Path, passphrase_file: Path | None) -> crypto.PrivateKey:
+    try:
+        passphrase = _read_passphrase(passphrase_file, confirm=False)
+        return crypto.read_key_file(key_file.read_bytes(), passphrase)
+    except crypto.KeyFileError as exc:
+        raise click.ClickException(f"Cannot open the key file: {exc}.") from None
+
+
+@main.command("backup-key")
+@click.option("--key-out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the backup key file (never inside the instance folder).")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the key file's passphrase (else you are asked).")
+@click.option("--replace", is_flag=True,
+              help="Replace the instance's backup key; keep the old key file for old backups.")
+@click.pass_obj
+def backup_key_command(obj: Ctx, key_out: Path, passphrase_file: Path | None,
+                       replace: bool) -> None:
+    """Make the key pair that backups are sealed to; config.toml gets its public half."""
+    passphrase = _read_passphrase(passphrase_file, confirm=True)
+    try:
+        public = backup.make_backup_key(obj.instance_dir, key_out, passphrase, replace=replace)
+    except (backup.BackupError, crypto.WeakPassphrase) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Backup key id (SHA-256): {crypto.fingerprint(public.key_id)}")
+    click.echo(f"Backup key file: {key_out.resolve()}; its public half is now in config.toml.")
+    click.secho(
+        "Move the backup key file off this server now, to two offline places. Backups open "
+        "only with it and its passphrase: without them a backup is useless, and whoever has "
+        "both can read everything a backup holds.",
+        fg="yellow", err=True,
+    )
+
+
+@main.command("backup")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The backup file to write (default: backup-<UTC time>.bin here).")
+@click.pass_obj
+def backup_command(obj: Ctx, output: Path | None) -> None:
+    """Write one encrypted backup file of the instance, while it keeps serving."""
+    config = obj.config()
+    now = reports.utcnow()
+    output = output or Path(f"backup-{now:%Y%m%dT%H%M%SZ}.bin")
+    try:
+        made = backup.create(config, output, now=now)
+    except (backup.BackupError, store.StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Backup written to {made.path}: {made.reports} report(s), "
+               f"{made.size:,} bytes, schema {made.manifest.schema_version}.")
+    click.echo(f"SHA-256 of the file: {made.sha256.hex()}")
+    if config.backup_key is not None:  # create refuses otherwise
+        click.echo("It opens only with the backup key file of key id "
+                   f"{crypto.fingerprint(config.backup_key.key_id)}.")
+
+
+@main.command("verify-backup")
+@click.argument("backup_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The backup key file: also open the backup and check its database.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the key file's passphrase (else you are asked).")
+def verify_backup_command(backup_file: Path, key_file: Path | None,
+                          passphrase_file: Path | None) -> None:
+    """Check a backup file: intact without the key; opens and is sound with it."""
+    try:
+        digest = backupfile.check_digest(backup_file)
+        click.echo(f"Intact: the file's SHA-256 {digest.hex()} matches.")
+        if key_file is None:
+            click.echo("Contents not checked: add --key with the backup key file to open the "
+                       "backup and check its database.")
+            return
+        key = _open_key_file(key_file, passphrase_file)
+        checked = backup.verify(backup_file, key)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    made = checked.manifest.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    click.echo(f"Opens with backup key {crypto.fingerprint(key.public_key.key_id)}: made "
+               f"{made}, schema {checked.manifest.schema_version}, {checked.reports} "
+               "report(s); every file matches its SHA-256; the database opens with its key "
+               "and passes integrity_check.")
+
+
+@main.command("restore")
+@click.argument("backup_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "key_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The backup key file.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the key file's passphrase (else you are asked).")
+@click.option("--instance", "target", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to restore into (default: the instance folder given before).")
+@click.option("--overwrite", is_flag=True,
+              help="Move an instance already there aside, into replaced-<time>/, and restore.")
+@click.pass_obj
+def restore_command(obj: Ctx, backup_file: Path, key_file: Path, passphrase_file: Path | None,
+                    target: Path | None, overwrite: bool) -> None:
+    """Restore a backup into a new instance folder (stop any server using it first)."""
+    key = _open_key_file(key_file, passphrase_file)
+    try:
+        restored = backup.restore(backup_file, key, target or obj.instance_dir,
+                                  overwrite=overwrite, now=reports.utcnow())
+    except (backup.BackupError, store.StoreError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    config = restored.config
+    made = restored.manifest.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    click.echo(f"Restored {restored.reports} report(s) into {config.instance_dir} "
+               f"(backup made {made}).")
+    click.echo("Reports are sealed to these organisation keys; check that they are yours "
+               "before serving:")
+    for recipient in config.recipients:
+        click.echo(f"  {crypto.fingerprint(recipient.key_id)}")
+    if restored.moved_aside is not None:
+        click.echo(f"The instance that was there is in {restored.moved_aside}; delete it "
+                   "once you are sure of the restored one.")
+    if os.environ.get("INTAKE_DB_KEY"):
+        click.secho("INTAKE_DB_KEY is set, but the restored database opens with the key in "
+                    "its new db.key: unset INTAKE_DB_KEY, or set it to that key.",
+                    fg="yellow", err=True)
+
+
+@main.command("rekey")
+@click.option("--recover", is_flag=True,
+              help="Sort out an interrupted rekey instead of starting one.")
+@click.pass_obj
+def rekey_command(obj: Ctx, recover: bool) -> None:
+    """Give the database a new random key (stop the server first)."""
+    try:
+        if recover:
+            outcome = rekey.recover(obj.instance_dir.resolve())
+            click.echo({
+                rekey.Recovery.NOTHING: "No interrupted rekey here; nothing was changed.",
+                rekey.Recovery.FINISHED: "The rekey had gone through: the new key in db.key "
+                                         "opens the database, and db.key.old was removed.",
+                rekey.Recovery.ROLLED_BACK: "The rekey had not gone through: the old key, which "
+                                            "opens the database, is in db.key again. Run "
+                                            "`intake rekey` again for a new key.",
+            }[outcome])
+            return
+        rekey.run(obj.config(), os.environ)
+    except rekey.RekeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("The database has a new key, in db.key; the old key is gone. Backups are not "
+               "affected: each carries its own database key.")

@@ -12,6 +12,7 @@ An instance folder holds:
     receipt.key     hex PKCS#8: the receipt key, which opens receipt codes sealed on devices
     audit.key       64 hex digits: the key of the audit log's hash chain
     intake.db       the SQLCipher database (with -wal and -shm beside it)
+    db.key.old      only while `intake rekey` runs: the key being replaced
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ SESSION_KEY_FILE = "session.key"
 RECEIPT_KEY_FILE = "receipt.key"
 AUDIT_KEY_FILE = "audit.key"
 DB_FILE = "intake.db"
+# Kept by `intake rekey` until the new key is committed (intake/rekey.py).
+DB_KEY_OLD_FILE = "db.key.old"
 
 # English and every language with a catalogue in translations/; config enables a subset.
 AVAILABLE_LANGUAGES = catalogues.languages()
@@ -132,6 +135,12 @@ class Config:
     timezone: str = "UTC"
     # A focal point's tablet empties its form after this many minutes without input.
     focal_idle_minutes: int = 5
+    # Backups are sealed to this public key; its private half is kept off the server.
+    backup_key: PublicKey | None = None
+    # Further catalogue folders (each holding <lang>/LC_MESSAGES/messages.mo), searched after
+    # the shipped ones. Never read from config.toml: only code that builds a Config sets it,
+    # as the tests do to serve their pseudo-locale, so no instance can enable one by accident.
+    extra_translations: tuple[Path, ...] = ()
     db_key: bytes = field(default=b"", repr=False)
     pepper: bytes = field(default=b"", repr=False)
     session_key: bytes = field(default=b"", repr=False)
@@ -171,6 +180,11 @@ def load(instance_dir: Path, environ: Mapping[str, str] | None = None) -> Config
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    if (instance_dir / DB_KEY_OLD_FILE).exists():
+        raise ConfigError(
+            f"{instance_dir / DB_KEY_OLD_FILE} is there: an `intake rekey` was interrupted. "
+            "Run `intake rekey --recover`; it keeps whichever key opens the database."
+        )
     try:
         return _build(instance_dir, raw, environ)
     except (KeyError, TypeError, ValueError, InvalidPublicKey) as exc:
@@ -204,6 +218,7 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         secure_cookies=bool(raw.get("secure_cookies", True)),
         timezone=_timezone(str(raw.get("timezone", "UTC"))),
         focal_idle_minutes=int(raw.get("focal_idle_minutes", 5)),
+        backup_key=PublicKey.from_text(raw["backup_key"]) if "backup_key" in raw else None,
         db_key=_key_bytes(db_key_hex, "the database key (db.key or INTAKE_DB_KEY)"),
         pepper=_key_bytes(_read_secret(instance_dir, PEPPER_FILE), PEPPER_FILE),
         session_key=_key_bytes(_read_secret(instance_dir, SESSION_KEY_FILE), SESSION_KEY_FILE),

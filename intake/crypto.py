@@ -2,8 +2,9 @@
 
 `seal` and `unseal` implement the envelope of SECURITY.md, Formats 2 with HPKE
 (RFC 9180, pyca/cryptography) and AES-256-GCM; `write_key_file` and `read_key_file` the
-passphrase-protected private key file of section 5. Failures raise the named exceptions
-below; nothing here returns False for "did not work".
+passphrase-protected private key file of section 5; the `Backup*` pieces the encrypted
+stream of a backup file (section 12). Failures raise the named exceptions below; nothing
+here returns False for "did not work".
 """
 
 from __future__ import annotations
@@ -84,6 +85,14 @@ class SignatureInvalid(CryptoError):
 
 class TotpInvalid(CryptoError):
     """A one-time code is wrong, out of its time window, or was used before."""
+
+
+class BackupKeyRefused(CryptoError):
+    """A backup's header does not open with this key: sealed to another key, or altered."""
+
+
+class BackupSegmentInvalid(CryptoError):
+    """A segment of a backup does not authenticate: altered, reordered, cut short or extended."""
 
 
 @dataclass(frozen=True)
@@ -499,6 +508,80 @@ def private_key_from_hex(text: str) -> PrivateKey:
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
         raise InvalidPublicKey("not an elliptic-curve key")
     return PrivateKey(loaded)
+
+
+BACKUP_INFO = b"intake-backup-v1"
+# enc (65) || the sealed 32-byte file key with its 16-byte tag.
+BACKUP_HEADER_LEN = fmt.ENC_LEN + CONTENT_KEY_LEN + 16
+# Plaintext bytes per segment: large enough that the 16-byte tags cost 0.02 %, small enough
+# that a reader never holds more than one segment in memory.
+BACKUP_SEGMENT_LEN = 65536
+BACKUP_TAG_LEN = 16
+
+
+class _BackupStream:
+    """AES-256-GCM over numbered segments (Formats 12): segment i uses the nonce
+    i (11 bytes) || final (1 byte), and the backup header as additional data, so segments
+    cannot be reordered, dropped, repeated or cut short without failing to open."""
+
+    def __init__(self, file_key: bytes, header: bytes) -> None:
+        self._aead = AESGCM(file_key)
+        self._header = header
+        self._index = 0
+        self._done = False
+
+    def _nonce(self, plain_len: int, *, final: bool) -> bytes:
+        if self._done:
+            raise ValueError("the backup stream is already finished")
+        if not (0 < plain_len <= BACKUP_SEGMENT_LEN) or (
+            not final and plain_len != BACKUP_SEGMENT_LEN
+        ):
+            raise ValueError("a segment is 65,536 bytes, or 1 to 65,536 if it is the last")
+        nonce = self._index.to_bytes(11, "big") + (b"\x01" if final else b"\x00")
+        self._index += 1
+        self._done = final
+        return nonce
+
+
+class BackupSealer(_BackupStream):
+    def seal(self, plaintext: bytes, *, final: bool) -> bytes:
+        nonce = self._nonce(len(plaintext), final=final)
+        return self._aead.encrypt(nonce, plaintext, self._header)
+
+
+class BackupOpener(_BackupStream):
+    def open(self, ciphertext: bytes, *, final: bool) -> bytes:
+        nonce = self._nonce(len(ciphertext) - BACKUP_TAG_LEN, final=final)
+        try:
+            return self._aead.decrypt(nonce, ciphertext, self._header)
+        except InvalidTag:
+            raise BackupSegmentInvalid(
+                f"segment {self._index - 1} of the backup does not authenticate"
+            ) from None
+
+
+def seal_backup_header(
+    recipient: PublicKey, *, rng: Rng = os.urandom
+) -> tuple[bytes, BackupSealer]:
+    """A backup header sealing a fresh random file key to `recipient`, and the sealer that
+    encrypts the segments under that key. The file key never leaves this module."""
+    file_key = rng(CONTENT_KEY_LEN)
+    header = _SUITE.encrypt(file_key, _load_point(recipient.raw), info=BACKUP_INFO)
+    return header, BackupSealer(file_key, header)
+
+
+def open_backup_header(header: bytes, key: PrivateKey) -> BackupOpener:
+    if len(header) != BACKUP_HEADER_LEN:
+        raise BackupKeyRefused("a backup header is 113 bytes")
+    try:
+        file_key = _SUITE.decrypt(header, key._key, info=BACKUP_INFO)
+    except (InvalidTag, ValueError):
+        # A wrong key and an altered header look the same here, on purpose: the header
+        # names no key (see SECURITY.md, Formats 12), so there is nothing else to say.
+        raise BackupKeyRefused("the backup does not open with this key") from None
+    if len(file_key) != CONTENT_KEY_LEN:
+        raise BackupKeyRefused("the backup's file key has the wrong length")
+    return BackupOpener(file_key, header)
 
 
 def fingerprint(key_id: bytes) -> str:

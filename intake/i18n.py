@@ -1,8 +1,10 @@
 """Languages: which one a request is in, and the strings the browser code needs.
 
 The language is the first part of every page's path (`/fr/...`): a page's address says its
-language, so links, bookmarks and cached copies keep it without a cookie that would leave a
-trace on a shared phone. `/` picks from Accept-Language.
+language, so links, bookmarks and cached copies keep it without a cookie. `/` opens in the
+language last picked with the language links, if any, else the best for Accept-Language.
+Only that choice is remembered, in a cookie holding the language code alone, which quick
+exit deletes (intake.security says why a cookie, and why so little).
 """
 
 from __future__ import annotations
@@ -10,18 +12,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from babel import Locale
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
 
+from intake import security
 from intake.config import RTL_LANGUAGES
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
 
 
 def init_app(app: Flask) -> None:
-    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS_DIR)
-    app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["INTAKE"].timezone
+    cfg = app.config["INTAKE"]
+    directories = (TRANSLATIONS_DIR, *cfg.extra_translations)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(str(d) for d in directories)
+    app.config["BABEL_DEFAULT_TIMEZONE"] = cfg.timezone
     Babel(app, locale_selector=current_language)
     app.jinja_env.globals.update(text_direction=text_direction, language_name=language_name)
 
@@ -34,6 +39,31 @@ def languages() -> tuple[str, ...]:
 def best_language() -> str:
     langs = languages()
     return request.accept_languages.best_match(langs) or langs[0]
+
+
+def remembered_language() -> str | None:
+    """The language last picked with the language links, if it is still enabled."""
+    lang = request.cookies.get(security.LANGUAGE_COOKIE)
+    return lang if lang in languages() else None
+
+
+def remember_picked(response: Response) -> None:
+    """After a page reached through a language link (`?picked=1`): remember its language,
+    unless the browser asks for it anyway, when there is nothing to remember."""
+    lang, secure = g.get("lang"), current_app.config["INTAKE"].secure_cookies
+    if request.args.get("picked") != "1" or not isinstance(lang, str):
+        return
+    if lang != best_language():
+        security.set_language_cookie(response, lang, secure=secure)
+    elif security.LANGUAGE_COOKIE in request.cookies:
+        security.delete_language_cookie(response, secure=secure)
+
+
+def forget_picked(response: Response) -> None:
+    if security.LANGUAGE_COOKIE in request.cookies:
+        security.delete_language_cookie(
+            response, secure=current_app.config["INTAKE"].secure_cookies
+        )
 
 
 def current_language() -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from intake import crypto, focal, receipts, store
+from intake import cases, crypto, focal, receipts, store
 from intake import envelope as fmt
 from intake.config import Config
 
@@ -283,14 +283,20 @@ def _store(
 ) -> bool:
     digest = receipts.lookup_hash(code, pepper=config.pepper, params=config.receipt_hash)
     try:
-        return store.insert_report(
-            conn,
-            store.NewReport(
-                report_id=env.report_id_hex, received_at=now(), channel=channel,
-                language=language, schema=env.schema, sealed_by=sealed_by,
-                receipt_hash=digest, envelope=data,
-            ),
-        )
+        with store.transaction(conn):
+            created = store.insert_report(
+                conn,
+                store.NewReport(
+                    report_id=env.report_id_hex, received_at=now(), channel=channel,
+                    language=language, schema=env.schema, sealed_by=sealed_by,
+                    receipt_hash=digest, envelope=data,
+                ),
+            )
+            if created:
+                # Its service-level deadline, in the same transaction: a report stored
+                # without one would sort after every other case until the next restart.
+                cases.refresh_due(conn, config.service_levels, env.report_id_hex)
+        return created
     except store.ReplayedEnvelope:
         raise Rejected("replayed_envelope") from None
     except store.ReportConflict:

@@ -101,3 +101,33 @@ def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
         return response
 
     return csrf
+
+
+# The language a person picked with the language links, so that the site's bare address
+# opens in it next time (intake.i18n). The least that does the job, on a phone that may be
+# shared: a first-party cookie holding a language code and nothing else (thousands share
+# it, so it tells no one apart; the server never logs or stores it), set only when the
+# person uses the links, and only if it differs from what the browser asks for anyway.
+# A cookie rather than localStorage: it works without JavaScript, lets `/` redirect at once
+# with no extra page or script, and it expires; both show the same in the site's data.
+LANGUAGE_COOKIE = "lang"  # a name that says nothing about the site or its subject
+# Long enough to come back for news of a report (14 days by default), and no longer. The
+# information page says "30 days".
+LANGUAGE_COOKIE_DAYS = 30
+
+
+def set_language_cookie(response: Response, lang: str, *, secure: bool) -> None:
+    response.set_cookie(
+        LANGUAGE_COOKIE, lang, max_age=LANGUAGE_COOKIE_DAYS * 24 * 3600, path="/",
+        # Sent when a link elsewhere leads here, never with another site's subrequests.
+        samesite="Lax",
+        secure=secure,
+        # Readable by our script on purpose: it holds no secret, and quick exit must delete
+        # it even offline, when the neutral page comes from the service worker and the
+        # server cannot (static/js/page.js). Without JavaScript, the neutral page deletes it.
+        httponly=False,
+    )
+
+
+def delete_language_cookie(response: Response, *, secure: bool) -> None:
+    response.delete_cookie(LANGUAGE_COOKIE, path="/", samesite="Lax", secure=secure)

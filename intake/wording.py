@@ -19,10 +19,13 @@ STATUS_NAMES = {
 
 OUTCOME_NAMES = {
     "action_taken": _l("Closed: action was taken"),
-    "not_substantiated": _l("Closed: what happened could not be established"),
-    "referred_elsewhere": _l("Closed: passed to another organisation, as you agreed"),
-    "withdrawn": _l("Closed: closed as you asked"),
-    "no_contact": _l("Closed: we could not go on without more information"),
+    "not_substantiated": _l("Closed: we could not confirm what happened"),
+    "referred_elsewhere": _l("Closed: given to people who investigate, as agreed"),
+    "withdrawn": _l("Closed: as you asked"),
+    "no_contact": _l(
+        "Closed: we could not go on without more information. You can make a new report at "
+        "any time."
+    ),
 }
 
 

@@ -221,7 +221,8 @@ def test_status_answers_unknown_and_malformed_codes_alike(client: FlaskClient, i
     for typed in (receipts.new_code(), "1234567890123456", "abc", ""):
         response = client.post("/en/status", data={"csrf_token": token, "code": typed})
         body = response.get_data(as_text=True).replace(typed, "")
-        answers.add((response.status_code, body))
+        # The form's CSRF token carries the second it was made: not part of the answer.
+        answers.add((response.status_code, body.replace(csrf_token(body), "")))
     assert len(answers) == 1
 
 

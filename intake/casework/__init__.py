@@ -21,6 +21,13 @@ def config() -> Config:
     return cfg
 
 
+def small_id(text: str) -> int | None:
+    """A row id from a form field, or None: only ASCII digits, and few enough for SQLite."""
+    if text.isascii() and text.isdigit() and len(text) <= 9:
+        return int(text)
+    return None
+
+
 @bp.url_value_preprocessor
 def _language(endpoint: str | None, values: dict[str, Any] | None) -> None:
     if values and "lang" in values:
@@ -44,7 +51,9 @@ def _console_globals() -> dict[str, Any]:
         session = access.current()
         return session.user if session else None
 
-    return {**HELPERS, "console_user": console_user}
+    from intake.accounts import MIN_PASSWORD_CHARS
+
+    return {**HELPERS, "console_user": console_user, "min_password": MIN_PASSWORD_CHARS}
 
 
 from intake.casework import access, admin, attachments, casefiles  # noqa: E402,F401  (routes)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast
 import segno
 from flask import Response, abort, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from markupsafe import Markup
 
 from intake import accounts, crypto, sessions
@@ -104,8 +105,7 @@ def login() -> Response | tuple[str, int] | str:
     except accounts.LoginRefused as refused:
         status = 429 if refused.retry_after else 401
         message = (
-            _l("Too many tries. Wait %(num)d seconds, then try again.", num=refused.retry_after)
-            if refused.retry_after else
+            _wait(refused.retry_after) if refused.retry_after else
             _l("The user name, password or code is wrong. Check them and try again.")
         )
         page = render_template("console/login.html", error=message, username=form.get(
@@ -154,6 +154,11 @@ def _record(actor: int, action: str) -> None:
         audit.record(conn, config().audit_key, actor=actor, action=action, now=now())
 
 
+def _wait(seconds: int) -> str:
+    return str(ngettext("Too many tries. Wait %(num)d second, then try again.",
+                        "Too many tries. Wait %(num)d seconds, then try again.", seconds))
+
+
 @bp.route("/reauth", methods=["GET", "POST"])
 @roles("admin", "officer", "analyst")
 def reauth() -> Response | tuple[str, int] | str:
@@ -171,8 +176,8 @@ def reauth() -> Response | tuple[str, int] | str:
         )
     except accounts.LoginRefused as refused:
         message = (
-            _l("Too many tries. Wait %(num)d seconds, then try again.", num=refused.retry_after)
-            if refused.retry_after else _l("The password or code is wrong. Try again.")
+            _wait(refused.retry_after) if refused.retry_after
+            else _l("The password or code is wrong. Try again.")
         )
         return render_template("console/reauth.html", next=target, error=message), 401
     sessions.reauthenticated(get_db(), session.token_hash, now=now())
@@ -214,8 +219,9 @@ def setup() -> tuple[str, int] | str:
     except accounts.WeakPassword:
         return render_template(
             "console/setup.html", step="password", username=username, setup_code=code,
-            error=_l("Choose a password of at least %(num)d characters.",
-                     num=accounts.MIN_PASSWORD_CHARS)), 400
+            error=ngettext("Choose a password of at least %(num)d character.",
+                           "Choose a password of at least %(num)d characters.",
+                           accounts.MIN_PASSWORD_CHARS)), 400
     except accounts.SetupInvalid:
         return render_template(
             "console/setup.html", step="password", username=username,

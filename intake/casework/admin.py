@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 
 from intake import accounts, audit, crypto, focal, store, triage
 from intake.app import get_db
-from intake.casework import access, bp, config
+from intake.casework import access, bp, config, small_id
 from intake.casework.access import roles
 
 
@@ -33,17 +33,17 @@ def add_user() -> tuple[str, int] | str:
         return render_template(
             "console/users.html", users=accounts.all_users(get_db()),
             username=request.form.get("username", "")[:64],
-            error=_l("Choose a new user name of 2 to 32 letters a-z, digits, dots, dashes "
-                     "or underscores, and a role."),
+            error=_l("Choose a new user name of 2 to 32 characters (letters a-z, digits, dots, "
+                     "dashes or underscores) and a role."),
         ), 400
     return render_template("console/setup_code.html", added=added, code=code)
 
 
 def _user_id() -> int:
-    value = request.form.get("user", "")
-    if not value.isdigit():
+    user_id = small_id(request.form.get("user", ""))
+    if user_id is None:
         abort(400)
-    return int(value)
+    return user_id
 
 
 @bp.post("/users/reset")

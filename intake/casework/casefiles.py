@@ -12,9 +12,9 @@ from typing import Any
 from flask import Response, abort, jsonify, render_template, request, url_for
 from werkzeug.exceptions import BadRequest
 
-from intake import accounts, cases, crypto, i18n, triage
+from intake import accounts, cases, crypto, i18n, store, triage
 from intake.app import get_db
-from intake.casework import access, bp, config
+from intake.casework import access, bp, config, small_id
 from intake.casework.access import roles
 from intake.casework.labels import case_page_data
 
@@ -155,13 +155,15 @@ def save_triage(report_id: str) -> Response:
     values["place"] = form.get("place", "")[:500]
     assignee = form.get("assignee", "")
     try:
-        triage.save(get_db(), config(), report_id=report_id, values=values,
-                    actor=access.user().id, now=access.now())
-        cases.set_assignment(
-            get_db(), config(), report_id=report_id,
-            assignee=int(assignee) if assignee.isdigit() else None,
-            priority=form.get("priority", "normal"), actor=access.user().id, now=access.now(),
-        )
+        # One transaction: a refused assignment must not leave the triage half saved.
+        with store.transaction(get_db()) as conn:
+            triage.save(conn, config(), report_id=report_id, values=values,
+                        actor=access.user().id, now=access.now())
+            cases.set_assignment(
+                conn, config(), report_id=report_id, assignee=small_id(assignee),
+                priority=form.get("priority", "normal"), actor=access.user().id,
+                now=access.now(),
+            )
     except (triage.TriageInvalid, cases.CaseInvalid):
         return _back(report_id, "triage", "#triage")
     except cases.CaseNotFound:

@@ -18,7 +18,7 @@ FIELD_NAMES = {
     "personnel": _l("Category of personnel"),
     "nationalities": _l("Nationality of the alleged perpetrators"),
     "mission": _l("Mission"),
-    "place": _l("Place (region or town, no names)"),
+    "place": _l("Place (region or town; no names of people)"),
     "paternity": _l("Paternity claim"),
     "needs": _l("Immediate needs"),
     "risk": _l("Risk level"),
@@ -86,7 +86,7 @@ _JS_STRINGS = {
     "locked": _l("No key is unlocked. Choose your key file and type its passphrase."),
     "key_format": _l("This file is not a key file, or it is damaged."),
     "key_passphrase": _l("The passphrase is wrong, or the key file is damaged."),
-    "key_mismatch": _l("This key file is damaged: its key does not match."),
+    "key_mismatch": _l("This key file is damaged: its private key does not match its public key."),
     "key_needed": _l("Choose your key file and type its passphrase first."),
     "decrypting": _l("Opening the report on this computer…"),
     "not_for_key": _l(

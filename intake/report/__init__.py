@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, request, url_for
 
 from intake import i18n
 from intake.config import Config
@@ -31,6 +31,13 @@ def _language(endpoint: str | None, values: dict[str, Any] | None) -> None:
         if lang not in config().languages:
             abort(404)
         g.lang = lang
+
+
+@bp.after_request
+def _remember_language(response: Response) -> Response:
+    if request.method == "GET":
+        i18n.remember_picked(response)
+    return response
 
 
 @bp.url_defaults

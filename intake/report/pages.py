@@ -7,7 +7,7 @@ import os
 from datetime import datetime
 from typing import Any
 
-from flask import Response, redirect, render_template, request, url_for
+from flask import Response, g, make_response, redirect, render_template, request, url_for
 from flask_babel import format_date, format_time
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
@@ -22,7 +22,8 @@ from intake.wording import status_name
 
 @bp.get("/")
 def root() -> Response:
-    return redirect(url_for("report.form", lang=i18n.best_language()))  # type: ignore[return-value]
+    lang = i18n.remembered_language() or i18n.best_language()
+    return redirect(url_for("report.form", lang=lang))  # type: ignore[return-value]
 
 
 def _new_form(**kwargs: Any) -> ReportForm:
@@ -117,9 +118,13 @@ def offline_page() -> str:
 
 
 @bp.get("/n")
-def neutral() -> str:
-    """Where quick exit goes: a page that names neither the organisation nor the subject."""
-    return render_template("neutral.html")
+def neutral() -> Response:
+    """Where quick exit goes: a page that names neither the organisation nor the subject.
+    It forgets the language picked, for a browser without JavaScript (page.js does it
+    otherwise, offline too)."""
+    response = make_response(render_template("neutral.html"))
+    i18n.forget_picked(response)
+    return response
 
 
 @bp.app_errorhandler(CSRFError)
@@ -137,6 +142,18 @@ def _stale_page(_exc: CSRFError) -> tuple[str, int]:
         typed = request.form.get("code", "")[:64]
         return render_template("report/status.html", result=None, typed=typed, stale=message), 400
     return render_template("report/error.html", message=message), 400
+
+
+@bp.app_errorhandler(404)
+def _no_such_page(_exc: Exception) -> tuple[str, int]:
+    """An address with no page, said in the language its path names (or the browser's)."""
+    first = request.path.split("/")[1]
+    if "lang" not in g and first in config().languages:
+        g.lang = first
+    message = str(_l(
+        "This page does not exist. Check the address, or choose one of the pages below."
+    ))
+    return render_template("report/error.html", message=message), 404
 
 
 @bp.app_errorhandler(413)

@@ -225,7 +225,7 @@ def test_well_sealed_envelopes_out_of_shape_fail(page: Any, keys: list[crypto.Pr
     cases = {
         "not padded to 512": spec_seal(json_text.ljust(1000, b" "), [k]),
         "reserved flag bit": spec_seal(padded, [k], flags=0x02),
-        "unknown schema": spec_seal(padded, [k], schema=2),
+        "unknown schema": spec_seal(padded, [k], schema=3),
         "key listed twice": spec_seal(padded, [k, k]),
         "nine recipients": spec_seal(padded, [k, *(crypto.generate_private_key() for _ in "12345678")]),
         "payload is an array": spec_seal(b"[1]".ljust(512, b" "), [k]),

@@ -12,7 +12,7 @@
 //          non-extractable and is stored as a CryptoKey, so no script can read it out.
 // sw.js opens the same database with the same schema to send the queue in the background.
 import { concat, toBase64url, utf8 } from './bytes.js';
-import { pageData, t, show } from './page.js';
+import { jsonHeaders, pageData, t, show } from './page.js';
 
 var NAME = 'intake';
 var VERSION = 2; // 2 added the chunks store; sw.js opens it with the same schema
@@ -174,7 +174,7 @@ function post(url, item) {
   var abort = window.AbortController ? new AbortController() : null;
   var timer = abort && setTimeout(function () { abort.abort(); }, UPLOAD_TIMEOUT);
   return fetch(url, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: item.body,
+    method: 'POST', headers: jsonHeaders(), body: item.body,
     credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer', redirect: 'error',
     signal: abort ? abort.signal : undefined
   }).then(function (response) {

@@ -6,7 +6,7 @@
 import { keyId, reportIdOf, seal, sealReceipt } from './envelope.js';
 import { newCode, format } from './receipt.js';
 import { fromBase64url, toBase64url, toHex } from './bytes.js';
-import { pageData, t, say, show } from './page.js';
+import { jsonHeaders, pageData, t, say, show } from './page.js';
 import * as queue from './queue.js';
 
 var form = document.getElementById('report-form');
@@ -199,7 +199,7 @@ async function sendDirect(envelope, code, statusBox) {
   say(statusBox, t('sending'), false);
   var response = await fetch(data.submitUrl, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: jsonHeaders(),
     body: JSON.stringify({ envelope: envelope, receipt_code: code, language: data.language }),
     credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer'
   });
