@@ -356,3 +356,26 @@ def test_a_queue_file_carries_attachments_and_imports_once(instance: Created, or
     opened = crypto.unseal(stored.envelope, org_key)
     got = [crypto.open_attachment(opened, e, chunks[e.id]) for e in att.entries(opened.payload) if e]
     assert got == [PHOTO, VOICE]
+
+
+def test_an_officers_fetch_of_an_attachment_is_audited(client: FlaskClient, instance: Created) -> None:
+    from intake import audit, cases
+
+    device = Device(client, _sealed(instance))
+    device.start()
+    device.put(0, 0)
+    aid = device.sealed.attachment_ids[0].hex()
+    conn = store.connect(instance.config.db_path, instance.config.db_key)
+    try:
+        fetch = {"report_id": device.report_id, "attachment_id": aid, "actor": 1, "now": reports.utcnow()}
+        with pytest.raises(cases.CaseNotFound):  # still uploading: not a case yet
+            uploads.fetch_for_officer(conn, instance.config, **fetch)  # type: ignore[arg-type]
+        device.send_all()
+        data = uploads.fetch_for_officer(conn, instance.config, **fetch)  # type: ignore[arg-type]
+        with pytest.raises(cases.CaseNotFound):
+            uploads.fetch_for_officer(conn, instance.config, **{**fetch, "attachment_id": "0" * 32})  # type: ignore[arg-type]
+        actions = [entry.action for entry in audit.entries(conn)]
+    finally:
+        conn.close()
+    assert data == b"".join(device.sealed.chunks[0])
+    assert actions == ["attachment_decrypted"]
