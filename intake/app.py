@@ -37,7 +37,7 @@ def create_app(config: Config) -> Flask:
     # Enrolment is a one-time code exchange from the tablet's script: the code itself is
     # the proof, and the JSON-only rule above applies here too.
     csrf.exempt(enrol_api)
-    # Uploads of attachments (Formats 13): the same reasons as the submission API. A chunk
+    # Uploads of attachments (Formats 14): the same reasons as the submission API. A chunk
     # is application/octet-stream, which needs a preflight too, and carries the upload's
     # own random token in a header.
     csrf.exempt(start_upload)

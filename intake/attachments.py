@@ -1,4 +1,4 @@
-"""The attachment format (SECURITY.md, Formats 12), without any cryptography.
+"""The attachment format (SECURITY.md, Formats 13), without any cryptography.
 
 An attachment (a photo, a voice note, a video, a document) is cut into chunks of
 `CHUNK_SIZE` bytes, each encrypted on the device under a key derived from the report's

@@ -205,7 +205,7 @@ def seal_report(
     *,
     rng: Rng = os.urandom,
 ) -> SealedReport:
-    """Seal a report with attachments, as a device does (SECURITY.md, Formats 12): each
+    """Seal a report with attachments, as a device does (SECURITY.md, Formats 13): each
     file in chunks under a key derived from the report's content key, listed in the
     payload, and the envelope flagged 0x02."""
     if not files:
@@ -266,7 +266,7 @@ def attachment_key(content_key: bytes, report_id: bytes, attachment_id: bytes) -
 def seal_chunks(
     content_key: bytes, report_id: bytes, attachment_id: bytes, data: bytes
 ) -> list[bytes]:
-    """An attachment's encrypted chunks, in order (Formats 12)."""
+    """An attachment's encrypted chunks, in order (Formats 13)."""
     aead = AESGCM(attachment_key(content_key, report_id, attachment_id))
     pieces = att.split(data)
     last = len(pieces) - 1

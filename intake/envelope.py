@@ -15,7 +15,7 @@ VERSION = 1
 SUITE_P256_SHA256_AES256GCM = 1
 FLAG_SERVER_SEALED = 0x01
 # The payload lists attachments whose encrypted chunks travel beside the envelope
-# (SECURITY.md, Formats 12): the server must hold every chunk before it acknowledges.
+# (SECURITY.md, Formats 13): the server must hold every chunk before it acknowledges.
 FLAG_ATTACHMENTS = 0x02
 KNOWN_FLAGS = FLAG_SERVER_SEALED | FLAG_ATTACHMENTS
 SCHEMA_V1 = 1  # a report (SECURITY.md, Formats 3)

@@ -124,7 +124,7 @@ def admit(
     """Every check of a submission sealed on a device, short of storing it. Raises Rejected.
 
     `attachments` says which door it came through: an envelope flagged as having
-    attachments (Formats 12) is accepted only with its chunks (`intake.uploads`), and one
+    attachments (Formats 13) is accepted only with its chunks (`intake.uploads`), and one
     without the flag only without them. Cheap checks come first, the signature after.
     """
     env = check_envelope(submission.envelope, config)

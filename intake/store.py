@@ -201,7 +201,7 @@ _MIGRATION_3 = """
         CREATE INDEX referrals_report ON referrals (report_id);
 """
 
-# Attachments (SECURITY.md, Formats 12 and 13). A report with attachments waits in
+# Attachments (SECURITY.md, Formats 13 and 14). A report with attachments waits in
 # `uploads` until every chunk is stored, and only then becomes a row of `reports`. The
 # server holds chunks as the device sealed them and knows only their sizes and counts.
 _MIGRATION_4 = """

@@ -1,6 +1,6 @@
 """Reports with attachments: an upload opened with the envelope, chunks stored in order,
 the report acknowledged only when every chunk is there, and incomplete uploads purged
-(SECURITY.md, Formats 12 and 13).
+(SECURITY.md, Formats 13 and 14).
 
 The server never sees content: it checks what sizes and counts say (each chunk is exactly
 as long as the declared sizes require, none is skipped, none is stored twice) and keeps
@@ -78,7 +78,7 @@ class Progress:
 
 
 def parse_upload(body: object, limits: Limits) -> UploadRequest:
-    """Decode an upload's opening body (Formats 13). Raises Rejected, never anything else."""
+    """Decode an upload's opening body (Formats 14). Raises Rejected, never anything else."""
     if not isinstance(body, dict):
         raise Rejected("bad_request")
     token_text, declared = body.get("upload_token"), body.get("attachments")

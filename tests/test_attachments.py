@@ -1,4 +1,4 @@
-"""The attachment format (SECURITY.md, Formats 12): known answers, round trips, every way
+"""The attachment format (SECURITY.md, Formats 13): known answers, round trips, every way
 of moving, dropping or cutting chunks, and property tests of the hostile-input readers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Uploads of reports with attachments over HTTP (SECURITY.md, Formats 13): chunks in order,
+"""Uploads of reports with attachments over HTTP (SECURITY.md, Formats 14): chunks in order,
 acknowledged only when complete, retries that change nothing, refusals that store nothing,
 purge of what was left incomplete, and property tests of the parsers of what devices send."""
 

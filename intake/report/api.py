@@ -35,7 +35,7 @@ ERRORS = {
         "This enrolment code is not valid, or was already used. "
         "Ask your organisation for a new one."
     ),
-    # Attachments (Formats 13). A device resumes by itself after the last three.
+    # Attachments (Formats 14). A device resumes by itself after the last three.
     "attachments_missing": _l(
         "The photos, voice notes or files of this report did not arrive. Send it again."
     ),

@@ -1,4 +1,4 @@
-"""attachment.js against intake.crypto (SECURITY.md, Formats 12), in a real Chromium:
+"""attachment.js against intake.crypto (SECURITY.md, Formats 13), in a real Chromium:
 the known answers, each side opening what the other sealed, and every way of moving,
 dropping or cutting chunks failing in the browser as it does in Python."""
 

@@ -1,4 +1,4 @@
-// Attachments (SECURITY.md, Formats 12): each file cut into chunks of 128 KiB, each chunk
+// Attachments (SECURITY.md, Formats 13): each file cut into chunks of 128 KiB, each chunk
 // AES-256-GCM under a key derived with HKDF from the report's content key, bound to the
 // report and the attachment. The nonce and the additional data name the chunk's place and
 // whether it is the last, so that chunks cannot be reordered, dropped, repeated, moved to

@@ -4,9 +4,9 @@
 //          holds only the envelope, the sealed receipt and, on a focal point's tablet, its
 //          id and signature: ciphertext and a signature, never the report or its receipt
 //          code (SECURITY.md, Formats 6 to 9). With attachments it also holds the upload's
-//          random token and each attachment's id, size and chunk count (Formats 13).
+//          random token and each attachment's id, size and chunk count (Formats 14).
 //   chunks {id: report id hex, a: attachment number, i: chunk number, data: ciphertext}:
-//          the attachments' encrypted chunks (Formats 12), never a byte of plaintext.
+//          the attachments' encrypted chunks (Formats 13), never a byte of plaintext.
 //   pins   {id: key id hex}: the organisation keys this device first sealed to.
 //   focal  {id, name, privateKey}: a focal point's identity; the ECDSA key is
 //          non-extractable and is stored as a CryptoKey, so no script can read it out.

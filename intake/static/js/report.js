@@ -255,7 +255,7 @@ async function send(statusBox) {
   var id = toHex(reportIdOf(envelope));
   var body = { envelope: toBase64url(envelope), sealed_receipt: toBase64url(sealedReceipt) };
   if (sealed) {
-    // The upload's own random token (Formats 13): only this device can add chunks to it.
+    // The upload's own random token (Formats 14): only this device can add chunks to it.
     body.upload_token = toBase64url(crypto.getRandomValues(new Uint8Array(32)));
     body.attachments = sealed.attachments.map(function (a) {
       return { id: a.id, size: a.size, chunks: a.chunks.length };

@@ -5,7 +5,7 @@
 // a person typed. The queue logic mirrors queue.js (same database, same rules).
 'use strict';
 
-// The upload of reports with attachments, shared with the page (Formats 13).
+// The upload of reports with attachments, shared with the page (Formats 14).
 importScripts('/static/js/upload.js');
 
 var PREFIX = 'intake-shell-';

@@ -1,4 +1,4 @@
-// Sending a report with attachments (SECURITY.md, Formats 13), for the page and the
+// Sending a report with attachments (SECURITY.md, Formats 14), for the page and the
 // service worker alike: open (or resume) the upload with the envelope, then send each
 // attachment's chunks in order from where the server says it stands, until it answers 201.
 // A classic script with no import or export, so that sw.js can load it with importScripts
@@ -7,7 +7,7 @@
   'use strict';
 
   var START = '/api/uploads'; // page data's uploadUrl
-  var CHUNK = 131072; // plaintext bytes of every chunk but the last (Formats 12)
+  var CHUNK = 131072; // plaintext bytes of every chunk but the last (Formats 13)
   var TAG = 16;
   var STALLS = 3; // answers in a row that move nothing forward, before giving up for now
 
