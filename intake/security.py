@@ -6,7 +6,10 @@ every other origin, inline script and inline style.
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+import io
+from typing import IO
+
+from flask import Flask, Request, Response, request
 from flask_compress import Compress
 from flask_wtf.csrf import CSRFProtect
 
@@ -63,7 +66,24 @@ PAGE_HEADERS: dict[str, dict[str, str]] = {
 }
 
 
+class MemoryOnlyRequest(Request):
+    """A request whose uploaded files are parsed in memory, never into a temporary file.
+
+    No page of intake posts a file: the report form's attachments are sealed in the
+    browser and sent as ciphertext chunks (raw bodies, not multipart). But Werkzeug would
+    spool any multipart file over 500 KB to disk if someone sent one (within the body cap,
+    which an administrator may raise), so the server never writes what a client sends to
+    a temporary file, whatever it is.
+    """
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None,
+                         content_length: int | None = None) -> IO[bytes]:
+        return io.BytesIO()
+
+
 def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
+    app.request_class = MemoryOnlyRequest
     app.config.update(
         # The session cookie exists only for the CSRF token of the no-JavaScript form.
         SESSION_COOKIE_HTTPONLY=True,
