@@ -19,14 +19,14 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "browser"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "browser"))
+
+from server import new_instance, serving
 
 from intake import attachments as att
 
 from harness import launch_chromium
-from server import new_instance, serving
 
 SIZE = 5 * 1024 * 1024
 KBIT_PER_S = 400
