@@ -43,10 +43,13 @@ def measure() -> dict[str, Any]:
         context = browser.new_context(service_workers="block")
         page = context.new_page()
         puts: list[float] = []
-        page.on("requestfinished", lambda r: puts.append(time.monotonic()) if r.method == "PUT" else None)
+        page.on("requestfinished",
+                lambda r: puts.append(time.monotonic()) if r.method == "PUT" else None)
         page.goto(f"http://127.0.0.1:{port}/en/")
-        page.set_input_files("#file-input", [{"name": "v.mp4", "mimeType": "video/mp4", "buffer": data}])
-        page.wait_for_function("() => document.querySelectorAll('#attachment-list li').length === 1")
+        page.set_input_files("#file-input",
+                             [{"name": "v.mp4", "mimeType": "video/mp4", "buffer": data}])
+        page.wait_for_function(
+            "() => document.querySelectorAll('#attachment-list li').length === 1")
         page.fill("#what", "benchmark")
         cdp = context.new_cdp_session(page)
         cdp.send("Network.enable")
