@@ -137,38 +137,6 @@ _JS_STRINGS = {
         "The tablet could not reach the server. Enrolling needs a connection: try again when "
         "you are online."
     ),
-    # Photos, voice notes, videos and documents (media.js, voice.js, progress.js).
-    "attach_preparing": _l("Preparing…"),
-    "attach_total": _l("Added so far: %(total)s"),
-    "attach_remove": _l("Remove"),
-    "attach_remove_named": _l("Remove %(name)s"),
-    "attach_not_smaller": _l("this photo could not be made smaller, so it is sent as it is"),
-    "attach_too_big": _l(
-        "Together these are too big to send: %(total)s. The most is %(max)s. Remove "
-        "something, or choose the smaller copy for photos."
-    ),
-    "attach_too_many": _l("You can add at most this many photos, voice notes and files: %(num)d"),
-    "attach_type": _l(
-        "This kind of file cannot be sent: %(name)s. You can send photos, sound, video, "
-        "PDF and text documents."
-    ),
-    "attach_cannot_seal": _l(
-        "This browser cannot lock photos, voice notes or files. Remove them to send your "
-        "report, and describe them in writing."
-    ),
-    "voice_starting": _l("Starting the microphone…"),
-    "voice_recording": _l("Recording: %(time)s. Press “Stop recording” when you have finished."),
-    "voice_ready": _l("Your voice note is ready (%(size)s). Listen to it before you send."),
-    "voice_deleted": _l("The voice note was deleted."),
-    "voice_still_recording": _l("Stop the recording before you send your report."),
-    "voice_no_microphone": _l(
-        "The microphone could not be used. Check that this page may use it, or write instead."
-    ),
-    "size_kb": _l("%(num)s KB"),
-    "size_mb": _l("%(num)s MB"),
-    "upload_sent": _l("Sent: %(sent)s of %(total)s."),
-    "upload_minutes_left": _l("Minutes left, about: %(num)d"),
-    "upload_under_a_minute": _l("Less than a minute left."),
     "export_done": _l("Locked reports saved to the file: %(num)d"),
     "export_none": _l("There are no reports on this tablet to save."),
     "export_failed": _l("The file could not be saved."),

@@ -87,4 +87,4 @@ def page_data() -> str:
     ).replace("</", "<\\/")
 
 
-from intake.report import api, offline, pages  # noqa: E402,F401  (routes register on import)
+from intake.report import api, media, offline, pages  # noqa: E402,F401  (routes register)

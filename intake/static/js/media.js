@@ -3,13 +3,48 @@
 // (attachment.js) and only ciphertext is queued; nothing here writes to any storage.
 // Loaded by report.js the first time the person touches the attachments section, so that
 // a first visit does not pay for it. Every name is shown as text, never as HTML.
-import { pageData, t, say, show } from './page.js';
-import { formatSize } from './progress.js';
+import { toBase64url } from './bytes.js';
+import { pageData, say, show, t as pageText } from './page.js';
+import * as progress from './progress.js';
 import * as voice from './voice.js';
+// Sealing and queueing come with this module, so that a report whose photos were chosen
+// online can be sealed and kept after the connection is gone, even where no service
+// worker keeps the files.
+import { sealReport } from './attachment.js';
+import { onProgress } from './chunks.js';
 
-// Sealing comes with this module, so that a report whose photos were chosen online can be
-// sealed after the connection is gone, even where no service worker keeps the files.
-export { sealReport } from './attachment.js';
+var formatSize = progress.formatSize;
+var strings = {};
+
+// This section's words, in the page's language (intake/report/media.py): fetched with
+// this module, not carried in every page, and kept by the service worker for offline use.
+function wordsUrl() {
+  try {
+    return '/' + pageData().language + '/media.json';
+  } catch (e) {
+    return null; // a page without page data (a test page): no words to fetch
+  }
+}
+
+export var ready = (wordsUrl() ? fetch(wordsUrl(), { credentials: 'omit' }) : Promise.reject())
+  .then(function (response) { return response.json(); })
+  .then(function (found) { strings = found; }, function () { /* offline, no worker */ })
+  .then(function () {
+    progress.useWords(t);
+    return { handle: handle, count: count, problem: problem, revision: revision, seal: seal,
+      cannotSeal: cannotSeal, upload: upload, take: take, restore: restore, clear: clear,
+      forget: forget };
+  });
+
+// A translated string of this section; %(name)s and %(name)d replaced from `params`.
+function t(key, params) {
+  var text = strings[key] || key;
+  return text.replace(/%\((\w+)\)[sd]/g, function (all, name) {
+    return params && Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : all;
+  });
+}
+
+onProgress(function (id, sent, total) { progress.update(id, sent, total); });
 
 var MAX_SIDE = 1600; // pixels: a smaller copy still shows a face, a badge or a number plate
 var QUALITY = 0.8;
@@ -98,12 +133,12 @@ function totalBytes() {
   return sum;
 }
 
-export function count() {
+function count() {
   return items.length + (voiceNote ? 1 : 0);
 }
 
 // What stops the report from being sent as it is, in words, or null.
-export function problem() {
+function problem() {
   var limit = limits();
   if (count() > limit.count) return t('attach_too_many', { num: limit.count });
   if (totalBytes() > limit.bytes) {
@@ -113,7 +148,7 @@ export function problem() {
   return null;
 }
 
-export function revision() {
+function revision() {
   return changes;
 }
 
@@ -219,7 +254,7 @@ async function startRecording() {
   }
 }
 
-export function onClick(button) {
+function onClick(button) {
   if (button.id === 'voice-record' || button.id === 'voice-again') return startRecording();
   if (button.id === 'voice-stop' && recording) return recording.stop();
   if (button.id === 'voice-delete') {
@@ -237,7 +272,7 @@ export function onClick(button) {
   }
 }
 
-export function onChange(input) {
+function onChange(input) {
   if (input.name === 'photo-size') return inTurn(photoChoiceChanged);
   if (input.type === 'file') {
     var files = Array.prototype.slice.call(input.files || []);
@@ -247,8 +282,15 @@ export function onChange(input) {
   }
 }
 
+// Whatever the person did in the section: report.js hands every click and change here.
+function handle(event) {
+  if (event.type === 'change') return onChange(event.target);
+  var button = event.target.closest('button');
+  if (button) return onClick(button);
+}
+
 // The attachments to seal, in order (the voice note first), with their bytes.
-export async function files() {
+async function files() {
   await pending;
   var out = [];
   if (voiceNote) {
@@ -262,9 +304,47 @@ export async function files() {
   return out;
 }
 
+// Seals the report with its attachments: the envelope, what the upload declares (with its
+// own random token, Formats 14: only this device can add chunks to it), and the chunks.
+async function seal(payload, recipients) {
+  var sealed = await sealReport(payload, recipients, await files());
+  return {
+    envelope: sealed.envelope,
+    declaration: {
+      upload_token: toBase64url(crypto.getRandomValues(new Uint8Array(32))),
+      attachments: sealed.attachments.map(function (a) {
+        return { id: a.id, size: a.size, chunks: a.chunks.length };
+      })
+    },
+    chunks: sealed.attachments.map(function (a) { return a.chunks; })
+  };
+}
+
+function cannotSeal() {
+  return t('attach_cannot_seal');
+}
+
+// Without IndexedDB nothing can be queued: the report and its chunks go from memory, at
+// once, with the progress in words. Resolves to 'sent', 'refused' or 'retry'.
+async function upload(saved, statusBox) {
+  await import('./upload.js');
+  var done = await self.intakeUpload.deliver(
+    { id: saved.id, body: saved.body },
+    function (a, i) { return Promise.resolve(saved.chunks[a][i]); },
+    function (sent, total) {
+      say(statusBox, t('upload_sent', { sent: formatSize(sent), total: formatSize(total) }), false);
+    });
+  if (done.kind !== 'sent') {
+    say(statusBox, (done.answer && done.answer.message) || pageText('send_failed'), true);
+  }
+  return done.kind;
+}
+
 // Everything attached, handed over (to keep with the draft until the report is
-// delivered), and the section emptied; restore() puts it back.
-export function take() {
+// delivered), and the section emptied; restore() puts it back. The upload of report `id`
+// shows its progress on the receipt screen.
+function take(id) {
+  progress.watch(id);
   if (recording) recording.stop();
   var state = { items: items, voiceNote: voiceNote };
   items = [];
@@ -275,7 +355,7 @@ export function take() {
   return state;
 }
 
-export function restore(state) {
+function restore(state) {
   if (!state) return;
   items = state.items;
   voiceNote = state.voiceNote;
@@ -284,11 +364,11 @@ export function restore(state) {
 }
 
 // "Next person", idle time: nothing of the last person stays in memory.
-export function clear() {
+function clear() {
   var state = take();
   if (state.voiceNote) URL.revokeObjectURL(state.voiceNote.url);
 }
 
-export function forget(state) {
+function forget(state) {
   if (state && state.voiceNote) URL.revokeObjectURL(state.voiceNote.url);
 }

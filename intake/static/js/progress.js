@@ -2,10 +2,16 @@
 // <progress> bar with the same in words (bytes sent, of how many, and about how long is
 // left), for screen readers and for people who do not read a bar. Loaded when an upload
 // first reports progress.
-import { pageData, t, show } from './page.js';
+import { pageData, show } from './page.js';
 
 var MB = 1024 * 1024;
-var watched = null; // {id, since, sentThen, lastSaid}
+var watched = null; // {id, since, sentThen, tenth}
+var t = function (key) { return key; };
+
+// The words to use: media.js's, which it fetches in the page's language.
+export function useWords(fn) {
+  t = fn;
+}
 
 function number(value, digits) {
   try {

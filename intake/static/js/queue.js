@@ -48,7 +48,7 @@ function open() {
 // Runs `work(store)` in one transaction and resolves, once it has committed, with the
 // result of the last request `work` returned. "strict" asks the browser to flush to disk
 // before saying so, where it supports the option; the others ignore it.
-function transaction(store, mode, work) {
+export function transaction(store, mode, work) {
   return open().then(function (db) {
     return new Promise(function (resolve, reject) {
       var tx = db.transaction(store, mode, { durability: 'strict' });
@@ -65,77 +65,14 @@ function all(store) {
   return transaction(store, 'readonly', function (s) { return s.getAll(); });
 }
 
-// `attachments`, for a report with attachments: each one's encrypted chunks, in order.
-// The report and every chunk go in one transaction: all of it is kept, or none.
+// A report with attachments (`attachments`: each one's encrypted chunks) is kept by
+// chunks.js, loaded only then, so that a first visit does not pay for it.
 export function enqueue(id, body, attachments) {
-  if (!attachments) {
-    return transaction('queue', 'readwrite', function (s) {
-      return s.add({ id: id, body: body, state: 'waiting' });
-    });
+  if (attachments) {
+    return import('./chunks.js').then(function (m) { return m.enqueue(id, body, attachments); });
   }
-  return transaction(['queue', 'chunks'], 'readwrite', function (tx) {
-    var bytes = 0;
-    var chunks = tx.objectStore('chunks');
-    attachments.forEach(function (list, a) {
-      list.forEach(function (data, i) {
-        bytes += data.length;
-        chunks.put({ id: id, a: a, i: i, data: data });
-      });
-    });
-    return tx.objectStore('queue').add({ id: id, body: body, state: 'waiting', bytes: bytes });
-  });
-}
-
-function chunkOf(id, a, i) {
-  return transaction('chunks', 'readonly', function (s) { return s.get([id, a, i]); })
-    .then(function (found) {
-      if (!found) throw new Error('a chunk is missing from this device');
-      return found.data;
-    });
-}
-
-// Removes a delivered report and its chunks together.
-function forget(id) {
-  return transaction(['queue', 'chunks'], 'readwrite', function (tx) {
-    tx.objectStore('chunks').delete(IDBKeyRange.bound([id], [id, []]));
-    return tx.objectStore('queue').delete(id);
-  });
-}
-
-// Who wants to hear how an upload advances: fn(report id, bytes sent, bytes in all).
-var watchers = [];
-export function onProgress(fn) {
-  watchers.push(fn);
-}
-
-function tell(id, sent, total) {
-  watchers.forEach(function (fn) { fn(id, sent, total); });
-}
-
-// The service worker says how the uploads it sends advance, so the page shows them too.
-if (self.navigator && navigator.serviceWorker) {
-  navigator.serviceWorker.addEventListener('message', function (event) {
-    var data = event.data;
-    if (data && data.type === 'intake-progress') tell(data.id, data.sent, data.total);
-  });
-}
-
-// One upload at a time across this page, other tabs and the service worker, where the
-// browser has Web Locks: two senders of the same 20 MB on a 2G link would halve its speed.
-export function exclusively(work) {
-  if (self.navigator && navigator.locks && navigator.locks.request) {
-    return navigator.locks.request('intake-upload', work);
-  }
-  return work();
-}
-
-// A report with attachments goes out through upload.js, loaded the first time one waits,
-// so that a first visit does not pay for it.
-async function deliverUpload(item) {
-  await import('./upload.js');
-  return exclusively(function () {
-    return self.intakeUpload.deliver(item, function (a, i) { return chunkOf(item.id, a, i); },
-      function (sent, total) { tell(item.id, sent, total); });
+  return transaction('queue', 'readwrite', function (s) {
+    return s.add({ id: id, body: body, state: 'waiting' });
   });
 }
 
@@ -195,7 +132,7 @@ async function flushOnce(url) {
     var item = items[i];
     var done;
     try {
-      done = item.bytes ? await deliverUpload(item) : await post(url, item);
+      done = item.bytes ? await (await import('./chunks.js')).deliver(item) : await post(url, item);
     } catch (e) {
       done = { kind: 'retry' };
     }
@@ -204,7 +141,8 @@ async function flushOnce(url) {
       break;
     }
     if (done.kind === 'sent') {
-      await forget(item.id);
+      if (item.bytes) await (await import('./chunks.js')).forget(item.id);
+      else await transaction('queue', 'readwrite', function (s) { return s.delete(item.id); });
       result.sent.push(item.id);
     } else {
       // Never deleted: a refused report stays, marked, until someone exports it.
@@ -290,7 +228,7 @@ export async function exportFile() {
   var bodies = [];
   for (var n = 0; n < items.length; n++) {
     var body = JSON.parse(items[n].body);
-    if (items[n].bytes) body.chunks = await chunkTexts(items[n].id);
+    if (items[n].bytes) body.chunks = await (await import('./chunks.js')).texts(items[n].id);
     bodies.push(body);
   }
   var file = JSON.stringify({ format: 'intake-queue', version: 1, items: bodies });
@@ -302,19 +240,6 @@ export async function exportFile() {
   link.remove();
   setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
   return items.length;
-}
-
-// A report's chunks as base64url, one list per attachment, in order (Formats 9).
-function chunkTexts(id) {
-  return transaction('chunks', 'readonly', function (s) {
-    return s.getAll(IDBKeyRange.bound([id], [id, []]));
-  }).then(function (found) {
-    var lists = [];
-    found.forEach(function (chunk) { // in key order: by attachment, then by chunk
-      (lists[chunk.a] = lists[chunk.a] || [])[chunk.i] = toBase64url(chunk.data);
-    });
-    return lists;
-  });
 }
 
 // Key pinning: the key ids (hex) this device has not sealed to before, or [] when all are

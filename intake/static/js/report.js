@@ -23,28 +23,17 @@ var shown = null;
 var direct = null;
 var focal = null;
 var idleTimer = null;
-// Photos, voice note and files (media.js), loaded the first time the person touches them;
-// `media` is the module once it is there.
+// Photos, voice note and files (media.js), loaded the first time the person touches them,
+// so that a first visit does not pay for them; `media` is the module once it is there.
 var media = null;
 var mediaLoading = null;
 
 function mediaModule() {
   if (!mediaLoading) {
-    mediaLoading = import('./media.js').then(function (module) { media = module; return module; });
+    mediaLoading = import('./media.js').then(function (m) { return m.ready; })
+      .then(function (m) { media = m; return m; });
   }
   return mediaLoading;
-}
-
-// Upload progress of the report on screen (progress.js, loaded with its first upload).
-var progressLoading = null;
-function progressModule() {
-  if (!progressLoading) progressLoading = import('./progress.js');
-  return progressLoading;
-}
-
-function onProgress(id, sent, total) {
-  if (!shown || shown.id !== id) return;
-  progressModule().then(function (module) { module.update(id, sent, total); });
 }
 
 export function payloadFromForm(formElement, fields, language) {
@@ -86,10 +75,8 @@ function showReceipt(code, id) {
   // or storage was ever written. The draft (with its attachments, in memory) lives in this
   // variable until the report is delivered or refused, and goes with "Next person", idle
   // time or quick exit.
-  shown = { id: id, draft: snapshot(), attachments: media ? media.take() : null };
+  shown = { id: id, draft: snapshot(), attachments: media ? media.take(id) : null };
   form.reset();
-  show($('upload'), false);
-  if (shown.attachments) progressModule().then(function (module) { module.watch(id); });
   show($('report'), false);
   show($('form-status'), false);
   show($('back-to-report'), false);
@@ -109,7 +96,6 @@ function delivered(result) {
     if (!shown || shown.id !== id) return;
     if (state === null) {
       say($('delivery'), t('delivery_sent'), false);
-      show($('upload'), false);
       shown.draft = null;
       if (media) media.forget(shown.attachments);
       shown.attachments = null;
@@ -171,30 +157,18 @@ function warnKeys(ids) {
   $('key-warning').focus();
 }
 
-// Without IndexedDB, a report with attachments is uploaded from memory, at once; the
-// receipt is shown only once every chunk is stored, as for a report without them.
-async function sendDirectUpload(saved, statusBox) {
-  say(statusBox, t('sending'), false);
-  await import('./upload.js');
-  var sizes = await progressModule();
-  var done = await self.intakeUpload.deliver(
-    { id: saved.id, body: saved.body },
-    function (a, i) { return Promise.resolve(saved.chunks[a][i]); },
-    function (sent, total) {
-      say(statusBox, t('upload_sent', { sent: sizes.formatSize(sent), total: sizes.formatSize(total) }), false);
-    });
-  if (done.kind === 'sent') {
-    direct = null;
-    showReceipt(saved.code, saved.id);
-    say($('delivery'), t('delivery_sent'), false);
+async function sendDirect(envelope, code, statusBox) {
+  if (direct && direct.chunks) {
+    // With attachments, from memory, the receipt shown only once every chunk is stored.
+    var saved = direct;
+    var kind = await media.upload(saved, statusBox);
+    if (kind !== 'retry') direct = null;
+    if (kind === 'sent') {
+      showReceipt(code, saved.id);
+      say($('delivery'), t('delivery_sent'), false);
+    }
     return;
   }
-  if (done.kind === 'refused') direct = null;
-  say(statusBox, (done.answer && done.answer.message) || t('send_failed'), true);
-}
-
-async function sendDirect(envelope, code, statusBox) {
-  if (direct && direct.chunks) return sendDirectUpload(direct, statusBox);
   var data = pageData();
   say(statusBox, t('sending'), false);
   var response = await fetch(data.submitUrl, {
@@ -230,49 +204,37 @@ async function send(statusBox) {
   var changed = await changedKeys(keys);
   if (changed.length) return warnKeys(changed);
   say(statusBox, t('sealing'), false);
-  var files = media ? await media.files() : [];
   var envelope, sealedReceipt, sealed;
   var code = newCode();
   var recipients = keys.map(function (k) { return { publicKey: k }; });
   try {
-    if (files.length) {
-      sealed = await media.sealReport(payload, recipients, files);
-      envelope = sealed.envelope;
-    } else {
-      envelope = await seal(payload, recipients);
-    }
+    // With attachments: {envelope, declaration, chunks} (Formats 13 and 14).
+    sealed = media && media.count() ? await media.seal(payload, recipients) : null;
+    envelope = sealed ? sealed.envelope : await seal(payload, recipients);
     sealedReceipt = await sealReceipt(
       code, data.language, reportIdOf(envelope), fromBase64url(data.receiptKey));
   } catch (e) {
     // WebCrypto is there but cannot seal (an old engine without P-256, say): take the
     // path of browsers without it, where the server seals at once (SECURITY.md). That
     // path takes no attachments: the person must remove them first, and is told so.
-    if (files.length) return say(statusBox, t('attach_cannot_seal'), true);
+    if (media && media.count()) return say(statusBox, media.cannotSeal(), true);
     form.submit();
     return;
   }
-  files = null;
   var id = toHex(reportIdOf(envelope));
-  var body = { envelope: toBase64url(envelope), sealed_receipt: toBase64url(sealedReceipt) };
-  if (sealed) {
-    // The upload's own random token (Formats 14): only this device can add chunks to it.
-    body.upload_token = toBase64url(crypto.getRandomValues(new Uint8Array(32)));
-    body.attachments = sealed.attachments.map(function (a) {
-      return { id: a.id, size: a.size, chunks: a.chunks.length };
-    });
-  }
+  var body = Object.assign({ envelope: toBase64url(envelope),
+    sealed_receipt: toBase64url(sealedReceipt) }, sealed && sealed.declaration);
   if (focal) {
     body.focal_point = focal.id;
     body.signature = await queue.sign(focal.privateKey, envelope, sealedReceipt);
   }
-  var chunks = sealed ? sealed.attachments.map(function (a) { return a.chunks; }) : null;
+  var chunks = sealed && sealed.chunks;
   try {
     // Queued before anything is shown or sent: if the page dies now, the report is safe.
     await queue.enqueue(id, JSON.stringify(body), chunks);
   } catch (e) {
     direct = { text: text, revision: revision, envelope: body.envelope, code: code, id: id,
-      body: chunks ? JSON.stringify(body) : null, chunks: chunks };
-    if (chunks) return sendDirectUpload(direct, statusBox);
+      body: JSON.stringify(body), chunks: chunks };
     return sendDirect(direct.envelope, code, statusBox);
   }
   showReceipt(code, id);
@@ -366,28 +328,21 @@ if (form && canSeal) {
     if (identity) startFocal(identity);
   }).catch(function () { /* no IndexedDB: an ordinary phone */ });
   queue.attachControl(delivered);
-  queue.onProgress(onProgress);
   queue.showCounts().catch(function () {});
   setUpAttachments();
   sendQueue();
 }
 
-// The attachments section exists only where the report can be sealed here; the form's
-// own inputs for it belong to another, empty form so that the no-JavaScript post can
-// never carry a file name or a choice.
+// The attachments section exists only where the report can be sealed here; its inputs
+// belong to another, empty form, so that the no-JavaScript post never carries them.
 function setUpAttachments() {
   var box = $('attachments');
-  if (!box) return;
   show(box, true);
   show($('attachments-nojs'), false);
-  show($('voice'), !!(window.MediaRecorder && navigator.mediaDevices &&
-    navigator.mediaDevices.getUserMedia));
-  box.addEventListener('click', function (event) {
-    var button = event.target.closest('button');
-    if (button) mediaModule().then(function (m) { return m.onClick(button); });
-  });
-  box.addEventListener('change', function (event) {
-    var input = event.target;
-    mediaModule().then(function (m) { return m.onChange(input); });
+  show($('voice'), !!(window.MediaRecorder && navigator.mediaDevices));
+  ['click', 'change'].forEach(function (type) {
+    box.addEventListener(type, function (event) {
+      mediaModule().then(function (m) { return m.handle(event); });
+    });
   });
 }

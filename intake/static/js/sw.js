@@ -117,7 +117,8 @@ self.addEventListener('fetch', function (event) {
   } else if (url.pathname === EXIT) {
     // Quick exit must be instant, connection or not.
     event.respondWith(keptPage(EXIT).then(function (kept) { return kept || fetch(request); }));
-  } else if (request.mode === 'navigate') {
+  } else if (request.mode === 'navigate' || /^\/[a-z]{2,8}\/media\.json$/.test(url.pathname)) {
+    // media.json: the attachments section's words (report/media.py), kept like a page.
     event.respondWith(page(request, url.pathname));
   }
 });
