@@ -222,3 +222,25 @@ def test_a_photo_and_a_video_arrive_byte_for_byte(live_server: Any, browser: Any
     assert [attachments.saved_name(i) for i in (0, 1)] == ["plaque.jpg", "convoi.mp4"]
     assert live_server.cli("audit", "verify").startswith("The audit log is intact")
     assert code
+
+
+def test_the_sections_words_come_in_the_pages_language(shared_server: Any, browser: Any) -> None:
+    import re
+
+    from pseudo_locale import ASCII_LETTER, CLOSE, OPEN, PSEUDO
+
+    context = browser.new_context(service_workers="block")
+    try:
+        page = context.new_page()
+        page.goto(f"{shared_server.url}/{PSEUDO}/")
+        words = page.evaluate("async (url) => (await fetch(url)).json()", f"/{PSEUDO}/media.json")
+        page.set_input_files("#file-input", [{"name": "a.exe", "mimeType": "application/x-msdownload", "buffer": b"MZ"}])
+        page.locator("#attachment-status").wait_for(state="visible")
+        refused = page.inner_text("#attachment-status")
+    finally:
+        context.close()
+    assert words and set(words) >= {"voice_recording", "upload_sent", "size_mb"}
+    for key, text in words.items():
+        assert text.startswith(OPEN) and text.endswith(CLOSE), key
+        assert not ASCII_LETTER.search(re.sub(r"%\(\w+\)[sd]", "", text)), key
+    assert refused.startswith(OPEN) and "a.exe" in refused
