@@ -641,3 +641,39 @@ def rekey_command(obj: Ctx, recover: bool) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo("The database has a new key, in db.key; the old key is gone. Backups are not "
                "affected: each carries its own database key.")
+
+
+@main.command()
+@click.option("--url", help="The address complainants open (https://...): check HTTPS, the "
+                            "certificate, the service worker and the report page.")
+@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also trust this root certificate (a field office's Caddy CA) for --url.")
+@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An organisation key file: check that config.toml lists its public key.")
+@click.option("--backups", "backups_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The folder backups are written to: check the newest one's age.")
+@click.option("--max-backup-age", default=48, show_default=True, type=click.IntRange(1),
+              help="Hours after which the newest backup is too old.")
+@click.option("--min-free-mib", default=1024, show_default=True, type=click.IntRange(0),
+              help="Free disk space below which doctor reports a problem.")
+@click.pass_obj
+def doctor(obj: Ctx, url: str | None, ca_file: Path | None, key_file: Path | None,
+           backups_dir: Path | None, max_backup_age: int, min_free_mib: int) -> None:
+    """Check an installed instance; each problem comes with its fix."""
+    from datetime import timedelta
+
+    from intake import doctor as doctor_mod
+
+    options = doctor_mod.Options(
+        key_file=key_file, url=url, ca_file=ca_file, backups_dir=backups_dir,
+        max_backup_age=timedelta(hours=max_backup_age), min_free=min_free_mib * 1024 * 1024,
+    )
+    findings = doctor_mod.examine(obj.instance_dir, options, environ=os.environ,
+                                  now=reports.utcnow(), euid=doctor_mod.current_euid())
+    for finding in findings:
+        label = "problem" if finding.problem else "skipped" if finding.skipped else "ok"
+        click.echo(f"{label:8} {finding.check:12} {finding.text}")
+    problems = sum(finding.problem for finding in findings)
+    if problems:
+        raise click.ClickException(f"{problems} problem(s); each line above says how to fix it.")
+    click.echo("No problems found.")
