@@ -3,7 +3,13 @@ receipt screen, and the case page's opened attachments."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
+
+from support import PASSPHRASE
 
 # The page's CSP forbids fetching a blob: URL (connect-src 'self'), rightly; so a test
 # that needs the bytes behind one keeps each Blob as the page makes its URL.
@@ -126,3 +132,16 @@ class CaseAttachments:
         duration: float = self.page.evaluate(
             "s => document.querySelector(s).duration", selector)
         return duration
+
+
+def decrypt_to(server: Any, out: Path) -> list[dict[str, Any]]:
+    """`intake decrypt --out`: the reports' JSON documents; attachments are files in `out`."""
+    passfile = server.root.parent / "passphrase.txt"
+    passfile.write_text(PASSPHRASE, encoding="utf-8")
+    subprocess.run(
+        [sys.executable, "-m", "intake", "--instance", str(server.created.config.instance_dir),
+         "decrypt", "--key", str(server.created.key_file), "--passphrase-file", str(passfile),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(out.glob("*.json"))]

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from attachment_pages import AttachmentsSection, UploadProgress
+from attachment_pages import AttachmentsSection, UploadProgress, decrypt_to
 from flaky_proxy import flaky_proxy
-from test_attachments import decrypt_to
 
 from intake import attachments as att
 from intake import store

@@ -7,16 +7,19 @@ the browser's storage while the report waited to be sent."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from attachment_pages import AttachmentsSection, CaseAttachments, UploadProgress, keep_blobs
+from attachment_pages import (
+    AttachmentsSection,
+    CaseAttachments,
+    UploadProgress,
+    decrypt_to,
+    keep_blobs,
+)
 from console_pages import CasePage, Console
 
 from intake import receipts
@@ -97,18 +100,6 @@ def marked(size: int, marker: bytes) -> bytes:
     for at in (0, size // 2 + 12_345, size - len(marker)):
         data[at:at + len(marker)] = marker
     return bytes(data)
-
-
-def decrypt_to(server: Any, out: Path) -> list[dict[str, Any]]:
-    passfile = server.root.parent / "passphrase.txt"
-    passfile.write_text(PASSPHRASE, encoding="utf-8")
-    subprocess.run(
-        [sys.executable, "-m", "intake", "--instance", str(server.created.config.instance_dir),
-         "decrypt", "--key", str(server.created.key_file), "--passphrase-file", str(passfile),
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=120, check=True,
-    )
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(out.glob("*.json"))]
 
 
 def officer_case(server: Any, browser: Any) -> CaseAttachments:
