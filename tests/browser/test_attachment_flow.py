@@ -235,3 +235,26 @@ def test_the_sections_words_come_in_the_pages_language(shared_server: Any, brows
         assert text.startswith(OPEN) and text.endswith(CLOSE), key
         assert not ASCII_LETTER.search(re.sub(r"%\(\w+\)[sd]", "", text)), key
     assert refused.startswith(OPEN) and "a.exe" in refused
+
+
+def test_attachments_work_offline_from_the_kept_pages(live_server: Any, browser: Any) -> None:
+    from device import indexeddb, wait_for_worker
+
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        DeviceReportPage(page, live_server.url, "fr").open()
+        wait_for_worker(page)
+        context.set_offline(True)
+        report = DeviceReportPage(page, live_server.url, "fr").open()  # the kept page
+        section = AttachmentsSection(page)
+        section.add_files({"name": "note.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 " * 100})
+        # The section's code and words came from the worker's copies, in French.
+        assert section.status() == translate("fr", "Added so far: %(total)s", total=translate("fr", "%(num)s KB", num="1"))
+        report.send()
+        receipts.normalise(report.receipt_code())
+        report.wait_for_delivery(translate("fr", "Your report is locked and kept on this device. It has not reached us yet: it will be sent when there is a connection."))
+        (item,) = indexeddb(page)["intake"]["queue"]
+        assert item["bytes"] == 900 + 16 and set(item) == {"id", "body", "state", "bytes"}
+    finally:
+        context.close()
