@@ -3,6 +3,7 @@
 // (Formats 14, upload.js). Loaded only when such a report is queued, sent or exported, so
 // that a first visit does not pay for it.
 import { toBase64url } from './bytes.js';
+import { pageData } from './page.js';
 import { transaction } from './queue.js';
 
 // The report and every chunk go in one transaction: all of it is kept, or none.
@@ -82,6 +83,6 @@ export async function deliver(item) {
   await import('./upload.js');
   return exclusively(function () {
     return self.intakeUpload.deliver(item, function (a, i) { return chunkOf(item.id, a, i); },
-      function (sent, total) { tell(item.id, sent, total); });
+      function (sent, total) { tell(item.id, sent, total); }, pageData().language);
   });
 }

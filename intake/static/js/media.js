@@ -333,7 +333,7 @@ async function upload(saved, statusBox) {
     function (a, i) { return Promise.resolve(saved.chunks[a][i]); },
     function (sent, total) {
       say(statusBox, t('upload_sent', { sent: formatSize(sent), total: formatSize(total) }), false);
-    });
+    }, pageData().language);
   if (done.kind !== 'sent') {
     say(statusBox, (done.answer && done.answer.message) || pageText('send_failed'), true);
   }

@@ -75,9 +75,15 @@
   }
 
   // item: {id, body} as queued; readChunk(a, i) resolves to the bytes of chunk i of
-  // attachment a; onProgress(sent, total) after every answer. Resolves to
-  // {kind: 'sent' | 'refused' | 'retry', answer}.
-  async function deliver(item, readChunk, onProgress) {
+  // attachment a; onProgress(sent, total) after every answer; language, when known, the
+  // language of the server's messages. Resolves to {kind: 'sent' | 'refused' | 'retry',
+  // answer}.
+  async function deliver(item, readChunk, onProgress, language) {
+    function headers(type, more) {
+      var out = Object.assign({ 'Content-Type': type }, more);
+      if (language) out['Accept-Language'] = language;
+      return out;
+    }
     var body = JSON.parse(item.body);
     var declared = body.attachments;
     var total = declared.reduce(function (n, a) { return n + a.size; }, 0);
@@ -87,7 +93,7 @@
     for (;;) {
       if (!received) {
         reply = await persist(START, {
-          method: 'POST', headers: { 'Content-Type': 'application/json' }, body: item.body
+          method: 'POST', headers: headers('application/json'), body: item.body
         }, item.body.length);
         if (!reply) return { kind: 'retry' };
         received = reply.status === 202 ? receivedOf(reply.answer, declared) : null;
@@ -105,7 +111,7 @@
       var data = await readChunk(a, index);
       reply = await persist(START + '/' + item.id + '/' + declared[a].id + '/' + index, {
         method: 'PUT', body: data,
-        headers: { 'Content-Type': 'application/octet-stream', 'X-Upload-Token': body.upload_token }
+        headers: headers('application/octet-stream', { 'X-Upload-Token': body.upload_token })
       }, data.length);
       if (!reply) return { kind: 'retry' };
       if (reply.status === 201) {
