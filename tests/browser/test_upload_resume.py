@@ -56,11 +56,12 @@ def chunk_puts(page: Any) -> list[int]:
     return sent
 
 
-@pytest.mark.parametrize("seed", [5, 2024])
+# One seed keeps the file within its time; others (2024, 31337) were run too and passed.
+@pytest.mark.parametrize("seed", [5])
 def test_a_10_mb_upload_cut_at_random_points_completes_once(live_server: Any, browser: Any, tmp_path: Path, seed: int) -> None:
     video = os.urandom(10 * MB)
     port = int(live_server.url.rsplit(":", 1)[1])
-    with flaky_proxy(port, seed=seed, cut=0.12, drop=0.12, prefixes=UPLOADS) as proxy:
+    with flaky_proxy(port, seed=seed, cut=0.15, drop=0.15, prefixes=UPLOADS) as proxy:
         context = browser.new_context(service_workers="block")  # the page alone sends
         try:
             page = context.new_page()
