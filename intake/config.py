@@ -103,6 +103,14 @@ class Limits:
     # bounding what one request can make the server hold in memory.
     max_envelope_bytes: int = 256 * 1024
     max_text_chars: int = 20_000
+    # Attachments (photos, voice notes, videos, documents) of one report, as plaintext:
+    # about 3 minutes of phone video, or 10 photos at full size. Checked on the device
+    # before anything is sent, and by the server from the declared sizes.
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    max_attachments: int = 10
+    # An upload with no new chunk for this long is deleted; a device that still holds the
+    # report starts it again. Long enough for a connection that returns the next day.
+    upload_expiry_hours: int = 72
 
     @property
     def max_request_bytes(self) -> int:
@@ -245,7 +253,7 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
             for r in raw.get("referrals", [])
         ),
         service_levels=ServiceLevels(**raw.get("service_levels", {})),
-        limits=Limits(**raw.get("limits", {})),
+        limits=_limits(raw.get("limits", {})),
         receipt_hash=HashParams(**raw.get("receipt_hash", {})),
         password_hash=HashParams(**raw.get("password_hash", {})),
         console=_console(raw.get("console", {})),
@@ -262,6 +270,14 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         receipt_key=_receipt_key(_read_secret(instance_dir, RECEIPT_KEY_FILE)),
         audit_key=_key_bytes(_read_secret(instance_dir, AUDIT_KEY_FILE), AUDIT_KEY_FILE),
     )
+
+
+def _limits(raw: dict[str, Any]) -> Limits:
+    limits = Limits(**{k: int(v) for k, v in raw.items()})
+    if min(limits.max_envelope_bytes, limits.max_text_chars, limits.max_attachment_bytes,
+           limits.max_attachments, limits.upload_expiry_hours) < 1:
+        raise ValueError("every [limits] setting is a whole number of at least 1")
+    return limits
 
 
 def _console(raw: dict[str, Any]) -> Console:

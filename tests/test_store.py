@@ -73,34 +73,24 @@ SCHEMAS: dict[int, dict[str, object]] = {
                     "sessions_user", "reports_list",
                     "messages_report", "notes_report", "referrals_report"},
     },
-    4: {
-        "tables": {
-            "meta": ["name", "value"],
-            "reports": ["id", "received_at", "channel", "language", "schema_version", "status",
-                        "sealed_by", "receipt_hash", "envelope_sha256", "envelope",
-                        "assignee", "priority", "outcome", "acknowledged_at", "first_update_at",
-                        "due_at", "consent_refer", "consent_share", "consent_statistics"],
-            "report_events": ["id", "report_id", "at", "status"],
-            "focal_points": ["id", "name", "created_at", "enrolment_hash",
-                             "enrolment_expires_at", "public_key", "enrolled_at", "revoked_at"],
-            "users": ["id", "username", "role", "created_at", "setup_hash", "setup_expires_at",
-                      "password_hash", "totp_secret", "totp_last_step", "failed_logins",
-                      "last_failed_at", "disabled_at"],
-            "login_failures": ["at"],
-            "sessions": ["token_hash", "user_id", "created_at", "last_seen_at", "reauth_at"],
-            "audit_log": ["seq", "at", "actor", "action", "report_id", "detail", "mac"],
-            "messages": ["id", "report_id", "at", "author", "body"],
-            "notes": ["id", "report_id", "at", "author", "envelope"],
-            "triage": ["report_id", "updated_at", "fields"],
-            "referrals": ["id", "report_id", "service", "referred_on", "created_at", "author"],
-            "throttle_clients": ["kind", "client", "failures", "last_at"],
-            "status_failures": ["at"],
-        },
-        "indexes": {"reports_received_at", "report_events_report", "login_failures_at",
-                    "sessions_user", "reports_list",
-                    "messages_report", "notes_report", "referrals_report",
-                    "status_failures_at"},
+}
+SCHEMAS[4] = {
+    "tables": {
+        **SCHEMAS[3]["tables"],  # type: ignore[dict-item]
+        "uploads": ["report_id", "updated_at", "token_hash", "channel", "language",
+                    "schema_version", "receipt_hash", "envelope_sha256", "envelope"],
+        "attachments": ["report_id", "attachment_id", "position", "sealed_size", "chunks"],
+        "attachment_chunks": ["id", "report_id", "attachment_id", "idx", "data"],
     },
+    "indexes": {*SCHEMAS[3]["indexes"], "uploads_updated_at"},  # type: ignore[misc]
+}
+SCHEMAS[5] = {
+    "tables": {
+        **SCHEMAS[4]["tables"],  # type: ignore[dict-item]
+        "throttle_clients": ["kind", "client", "failures", "last_at"],
+        "status_failures": ["at"],
+    },
+    "indexes": {*SCHEMAS[4]["indexes"], "status_failures_at"},  # type: ignore[misc]
 }
 
 
@@ -200,14 +190,41 @@ def test_migration_3_keeps_reports_open_with_no_deadline_until_refreshed(
         conn.close()
 
 
-def test_migration_4_keeps_reports_and_starts_with_no_throttle_state(db_path: Path) -> None:
+def test_migration_4_keeps_reports_and_adds_no_attachments_to_them(db_path: Path) -> None:
     conn = store.connect(db_path, os.urandom(32))
     try:
         store.migrate(conn, target=3)
         report = _report()
         store.insert_report(conn, report)
-        conn.execute("INSERT INTO login_failures (at) VALUES ('2025-03-04T05:06:07+00:00')")
         store.migrate(conn, target=4)
+        (kept,) = list(store.envelopes(conn))
+        assert (kept.report_id, kept.envelope) == (report.report_id, report.envelope)
+        for table in ("uploads", "attachments", "attachment_chunks"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0  # noqa: S608  (our own table names)
+        # Chunks belong to a declared attachment and go with it.
+        conn.execute("INSERT INTO attachments VALUES (?, ?, 0, 16, 1)", (report.report_id, "a" * 32))
+        conn.execute("INSERT INTO attachment_chunks (report_id, attachment_id, idx, data)"
+                     " VALUES (?, ?, 0, ?)", (report.report_id, "a" * 32, b"x" * 16))
+        with pytest.raises(sqlcipher.IntegrityError):
+            conn.execute("INSERT INTO attachment_chunks (report_id, attachment_id, idx, data)"
+                         " VALUES (?, ?, 0, ?)", (report.report_id, "b" * 32, b"x" * 16))
+        with pytest.raises(sqlcipher.IntegrityError):
+            conn.execute("INSERT INTO attachment_chunks (report_id, attachment_id, idx, data)"
+                         " VALUES (?, ?, 0, ?)", (report.report_id, "a" * 32, b"y" * 16))
+        conn.execute("DELETE FROM attachments")
+        assert conn.execute("SELECT count(*) FROM attachment_chunks").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def test_migration_5_keeps_reports_and_starts_with_no_throttle_state(db_path: Path) -> None:
+    conn = store.connect(db_path, os.urandom(32))
+    try:
+        store.migrate(conn, target=4)
+        report = _report()
+        store.insert_report(conn, report)
+        conn.execute("INSERT INTO login_failures (at) VALUES ('2025-03-04T05:06:07+00:00')")
+        store.migrate(conn, target=5)
         assert [item.report_id for item in store.envelopes(conn)] == [report.report_id]
         assert conn.execute("SELECT count(*) FROM login_failures").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM throttle_clients").fetchone()[0] == 0
