@@ -14,10 +14,24 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
-from intake import catalogues, crypto, focal, reports, store
+from intake import (
+    accounts,
+    attachments,
+    audit,
+    backup,
+    backupfile,
+    catalogues,
+    crypto,
+    focal,
+    rekey,
+    reports,
+    store,
+    uploads,
+)
 from intake import instance as instance_mod
 from intake.config import Config, ConfigError, load
 
@@ -112,15 +126,21 @@ def _print_created(created: instance_mod.Created) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
               help="Port to listen on.")
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
-              help="Worker threads.")
+@click.option("--threads", type=click.IntRange(1, 256),
+              help="Worker threads (default: twice [capacity] hash_slots, plus 4).")
 @click.pass_obj
-def serve(obj: Ctx, host: str, port: int, threads: int) -> None:
+def serve(obj: Ctx, host: str, port: int, threads: int | None) -> None:
     """Serve the app with waitress, a production WSGI server."""
     _serve(obj.config(), host, port, threads)
 
 
-def _serve(config: Config, host: str, port: int, threads: int) -> None:
+def serve_threads(config: Config) -> int:
+    """Enough threads that hashing (slots) and waiting for a slot (as many again) never
+    take them all: pages, and the 503 that says "busy", are still answered at once."""
+    return 2 * config.capacity.slots + 4
+
+
+def _serve(config: Config, host: str, port: int, threads: int | None) -> None:
     import waitress
 
     from intake.app import create_app
@@ -135,13 +155,23 @@ def _serve(config: Config, host: str, port: int, threads: int) -> None:
     except store.StoreError as exc:
         raise click.ClickException(str(exc)) from None
     limit = config.limits.max_request_bytes
+    if threads is None:
+        threads = serve_threads(config)
+    elif threads <= 2 * config.capacity.slots:
+        click.secho(f"With --threads {threads} and {config.capacity.slots} hash slots, requests "
+                    "waiting to hash can hold every thread; pages will wait behind them. "
+                    f"Use at least {serve_threads(config)}.", fg="yellow", err=True)
     waitress.serve(
         app, host=host, port=port, threads=threads, ident="intake",
         # Refuse bodies over the limit before buffering them, and keep every accepted body
         # in memory: waitress spills larger ones to a temporary file, and a no-JavaScript
         # report body is plaintext that must never touch the disk.
         max_request_body_size=limit, inbuf_overflow=limit + 1,
-        clear_untrusted_proxy_headers=True,
+        # Headers reach the app as sent, as under gunicorn: the app alone decides whose
+        # X-Forwarded-For to believe (trusted_proxy, intake/throttle.py), and nothing else
+        # reads them. waitress's own proxy handling would log a malformed header's value,
+        # which can hold a client's address.
+        clear_untrusted_proxy_headers=False,
     )
 
 
@@ -163,36 +193,176 @@ def decrypt(obj: Ctx, key_file: Path, passphrase_file: Path | None, out_dir: Pat
         key = crypto.read_key_file(key_file.read_bytes(), passphrase)
     except crypto.KeyFileError as exc:
         raise click.ClickException(f"Cannot open the key file: {exc}.") from None
+    failures = 0
+    documents = []
     with obj.database() as (_, conn):
         found = list(store.envelopes(conn, report_ids))
-    failures = 0
-    missing = set(report_ids) - {item.report_id for item in found}
-    if missing:
-        raise click.ClickException(f"No report with id {', '.join(sorted(missing))}.")
-    documents = []
-    for item in found:
-        try:
-            opened = crypto.unseal(item.envelope, key)
-        except crypto.EnvelopeOpenError:
-            click.echo(f"Report {item.report_id} cannot be opened with this key.", err=True)
-            failures += 1
-            continue
-        documents.append({
-            "report_id": item.report_id, "received_at": item.received_at.isoformat(),
-            "channel": item.channel, "sealed_by": item.sealed_by, "report": opened.payload,
-        })
+        missing = set(report_ids) - {item.report_id for item in found}
+        if missing:
+            raise click.ClickException(f"No report with id {', '.join(sorted(missing))}.")
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for item in found:
+            try:
+                opened = crypto.unseal(item.envelope, key)
+            except crypto.EnvelopeOpenError:
+                click.echo(f"Report {item.report_id} cannot be opened with this key.", err=True)
+                failures += 1
+                continue
+            doc: dict[str, object] = {
+                "report_id": item.report_id, "received_at": item.received_at.isoformat(),
+                "channel": item.channel, "sealed_by": item.sealed_by, "report": opened.payload,
+            }
+            if opened.content_key:
+                files, damaged = _write_attachments(conn, opened, out_dir)
+                doc["attachment_files"] = files
+                failures += damaged
+            documents.append(doc)
     if out_dir is None:
         click.echo(json.dumps(documents, ensure_ascii=False, indent=2))
     else:
-        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for doc in documents:
-            path = out_dir / f"{doc['report_id']}.json"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(doc, handle, ensure_ascii=False, indent=2)
+            with _private_file(out_dir / f"{doc['report_id']}.json") as handle:
+                handle.write(json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8"))
         click.echo(f"{len(documents)} report(s) written to {out_dir}", err=True)
     if failures:
-        raise click.ClickException(f"{failures} report(s) could not be opened with this key.")
+        raise click.ClickException(
+            f"{failures} report(s) or attachment(s) could not be opened with this key."
+        )
+
+
+def _write_attachments(
+    conn: store.Connection, opened: crypto.Unsealed, out_dir: Path | None
+) -> tuple[list[dict[str, object]], int]:
+    """Open a report's attachments and write each, as it was on the device, next to the
+    report's JSON. Returns what the JSON lists about them and how many are damaged."""
+    chunks = uploads.sealed_attachments(conn, opened.report_id)
+    listed, damaged = [], 0
+    for number, entry in enumerate(attachments.entries(opened.payload), start=1):
+        if entry is None:
+            click.echo(f"Attachment {number} of report {opened.report_id} is listed wrongly "
+                       "and cannot be opened.", err=True)
+            listed.append({"number": number, "error": "listed wrongly"})
+            damaged += 1
+            continue
+        try:
+            data = crypto.open_attachment(opened, entry, chunks.get(entry.id, []))
+        except crypto.AttachmentOpenError:
+            click.echo(f"Attachment {number} ({entry.name}) of report {opened.report_id} is "
+                       "incomplete or damaged and cannot be opened.", err=True)
+            listed.append({"number": number, "name": entry.name, "error": "damaged"})
+            damaged += 1
+            continue
+        about: dict[str, object] = {"number": number, "name": entry.name, "type": entry.type,
+                                    "size": entry.size, "sha256": entry.sha256}
+        if out_dir is None:
+            click.echo(f"Report {opened.report_id} has attachment {number} ({entry.name}): "
+                       "use --out to write it to a file.", err=True)
+        else:
+            name = f"{opened.report_id}-{number}-{attachments.safe_file_name(entry.name)}"
+            with _private_file(out_dir / name) as handle:
+                handle.write(data)
+            about["file"] = name
+        listed.append(about)
+    return listed, damaged
+
+
+def _private_file(path: Path) -> BinaryIO:
+    """A new file only its owner can read: reports and attachments are what must not leak."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+@main.group("user")
+def user_group() -> None:
+    """Officer accounts: administrators, case officers and analysts."""
+
+
+@user_group.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(accounts.ROLES), required=True,
+              help="admin: accounts and settings; officer: cases; analyst: figures only.")
+@click.pass_obj
+def user_add(obj: Ctx, username: str, role: str) -> None:
+    """Add an account and print its one-time set-up code."""
+    with obj.database() as (config, conn):
+        try:
+            user, code = accounts.add(
+                conn, config.audit_key, username=username, role=role, actor=None,
+                now=reports.utcnow(), setup_hours=config.console.setup_hours,
+            )
+        except accounts.AccountError as exc:
+            raise click.ClickException(str(exc)) from None
+    _print_setup(user.username, code, config.console.setup_hours)
+
+
+def _print_setup(username: str, code: str, hours: int) -> None:
+    click.echo(f"Give {username} this set-up code, in person or by a safe channel. It works "
+               f"once, for {hours} hours, at /<language>/console/setup:")
+    click.echo(code)
+
+
+@user_group.command("list")
+@click.pass_obj
+def user_list(obj: Ctx) -> None:
+    """List accounts, their roles and states."""
+    with obj.database() as (_, conn):
+        users = accounts.all_users(conn)
+    for user in users:
+        state = "disabled" if user.disabled else "active" if user.set_up else "waiting"
+        click.echo(f"{user.username:32}  {user.role:8}  {state}")
+
+
+def _user_id(conn: store.Connection, username: str) -> int:
+    row = conn.execute("SELECT id FROM users WHERE username = ?",
+                       (username.strip().lower(),)).fetchone()
+    if row is None:
+        raise click.ClickException(f"There is no account called {username}.")
+    return int(row[0])
+
+
+@user_group.command("reset")
+@click.argument("username")
+@click.pass_obj
+def user_reset(obj: Ctx, username: str) -> None:
+    """Lost phone or password: clear both, end all sessions, print a new set-up code."""
+    with obj.database() as (config, conn):
+        code = accounts.reset(conn, config.audit_key, user_id=_user_id(conn, username),
+                              actor=None, now=reports.utcnow(),
+                              setup_hours=config.console.setup_hours)
+    _print_setup(username, code, config.console.setup_hours)
+
+
+@user_group.command("disable")
+@click.argument("username")
+@click.pass_obj
+def user_disable(obj: Ctx, username: str) -> None:
+    """Disable an account and end its sessions (the audit log keeps its history)."""
+    with obj.database() as (config, conn):
+        try:
+            accounts.disable(conn, config.audit_key, user_id=_user_id(conn, username),
+                             actor=None, now=reports.utcnow())
+        except accounts.AccountError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{username} is disabled.")
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log of officer actions."""
+
+
+@audit_group.command("verify")
+@click.pass_obj
+def audit_verify(obj: Ctx) -> None:
+    """Check that no audit entry was edited, reordered or deleted."""
+    with obj.database() as (config, conn):
+        try:
+            count, head = audit.verify(conn, config.audit_key)
+        except audit.AuditChainBroken as exc:
+            raise click.ClickException(f"The audit log was tampered with: {exc}.") from None
+    click.echo(f"The audit log is intact: {count} entries. Last entry's fingerprint (note it down "
+               f"elsewhere to detect a rollback later): {head}")
 
 
 @main.group("focal")
@@ -258,6 +428,15 @@ def import_queue(obj: Ctx, queue_file: Path) -> None:
         raise SystemExit(1)
 
 
+@main.command("purge-uploads")
+@click.pass_obj
+def purge_uploads(obj: Ctx) -> None:
+    """Delete uploads left incomplete for longer than limits.upload_expiry_hours."""
+    with obj.database() as (config, conn):
+        count = uploads.purge(conn, config, now=reports.utcnow())
+    click.echo(f"{count} incomplete upload(s) deleted.")
+
+
 @main.group("i18n")
 def i18n_group() -> None:
     """Translation catalogues: check, update, add a language."""
@@ -315,8 +494,202 @@ def demo(port: int) -> None:
     )
     _print_created(created)
     click.echo(f"Demo key file passphrase: {passphrase}")
+    conn = store.open_ready(created.config.db_path, created.config.db_key,
+                            created.config.receipt_hash)
+    try:
+        for name, role in (("admin", "admin"), ("officer", "officer")):
+            _, code = accounts.add(conn, created.config.audit_key, username=name, role=role,
+                                   actor=None, now=reports.utcnow(), setup_hours=72)
+            click.echo(f"Console account {name!r} ({role}): set it up at "
+                       f"http://127.0.0.1:{port}/en/console/setup with the code {code}")
+    finally:
+        conn.close()
     click.echo(f"Open http://127.0.0.1:{port}/ on this machine. To read the reports:")
     click.echo(
         f"  intake --instance {created.config.instance_dir} decrypt --key {created.key_file}"
     )
-    _serve(created.config, "127.0.0.1", port, 4)
+    _serve(created.config, "127.0.0.1", port, None)
+
+
+# --- Backups, restoring, and a new database key (intake/backup.py, intake/rekey.py) ------
+
+
+def _open_key_file(key_file: Path, passphrase_file: Path | None) -> crypto.PrivateKey:
+    try:
+        passphrase = _read_passphrase(passphrase_file, confirm=False)
+        return crypto.read_key_file(key_file.read_bytes(), passphrase)
+    except crypto.KeyFileError as exc:
+        raise click.ClickException(f"Cannot open the key file: {exc}.") from None
+
+
+@main.command("backup-key")
+@click.option("--key-out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the backup key file (never inside the instance folder).")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the key file's passphrase (else you are asked).")
+@click.option("--replace", is_flag=True,
+              help="Replace the instance's backup key; keep the old key file for old backups.")
+@click.pass_obj
+def backup_key_command(obj: Ctx, key_out: Path, passphrase_file: Path | None,
+                       replace: bool) -> None:
+    """Make the key pair that backups are sealed to; config.toml gets its public half."""
+    passphrase = _read_passphrase(passphrase_file, confirm=True)
+    try:
+        public = backup.make_backup_key(obj.instance_dir, key_out, passphrase, replace=replace)
+    except (backup.BackupError, crypto.WeakPassphrase) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Backup key id (SHA-256): {crypto.fingerprint(public.key_id)}")
+    click.echo(f"Backup key file: {key_out.resolve()}; its public half is now in config.toml.")
+    click.secho(
+        "Move the backup key file off this server now, to two offline places. Backups open "
+        "only with it and its passphrase: without them a backup is useless, and whoever has "
+        "both can read everything a backup holds.",
+        fg="yellow", err=True,
+    )
+
+
+@main.command("backup")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The backup file to write (default: backup-<UTC time>.bin here).")
+@click.pass_obj
+def backup_command(obj: Ctx, output: Path | None) -> None:
+    """Write one encrypted backup file of the instance, while it keeps serving."""
+    config = obj.config()
+    now = reports.utcnow()
+    output = output or Path(f"backup-{now:%Y%m%dT%H%M%SZ}.bin")
+    try:
+        made = backup.create(config, output, now=now)
+    except (backup.BackupError, store.StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Backup written to {made.path}: {made.reports} report(s), "
+               f"{made.size:,} bytes, schema {made.manifest.schema_version}.")
+    click.echo(f"SHA-256 of the file: {made.sha256.hex()}")
+    if config.backup_key is not None:  # create refuses otherwise
+        click.echo("It opens only with the backup key file of key id "
+                   f"{crypto.fingerprint(config.backup_key.key_id)}.")
+
+
+@main.command("verify-backup")
+@click.argument("backup_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The backup key file: also open the backup and check its database.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the key file's passphrase (else you are asked).")
+def verify_backup_command(backup_file: Path, key_file: Path | None,
+                          passphrase_file: Path | None) -> None:
+    """Check a backup file: intact without the key; opens and is sound with it."""
+    try:
+        digest = backupfile.check_digest(backup_file)
+        click.echo(f"Intact: the file's SHA-256 {digest.hex()} matches.")
+        if key_file is None:
+            click.echo("Contents not checked: add --key with the backup key file to open the "
+                       "backup and check its database.")
+            return
+        key = _open_key_file(key_file, passphrase_file)
+        checked = backup.verify(backup_file, key)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    made = checked.manifest.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    click.echo(f"Opens with backup key {crypto.fingerprint(key.public_key.key_id)}: made "
+               f"{made}, schema {checked.manifest.schema_version}, {checked.reports} "
+               "report(s); every file matches its SHA-256; the database opens with its key "
+               "and passes integrity_check.")
+
+
+@main.command("restore")
+@click.argument("backup_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "key_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The backup key file.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the key file's passphrase (else you are asked).")
+@click.option("--instance", "target", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to restore into (default: the instance folder given before).")
+@click.option("--overwrite", is_flag=True,
+              help="Move an instance already there aside, into replaced-<time>/, and restore.")
+@click.pass_obj
+def restore_command(obj: Ctx, backup_file: Path, key_file: Path, passphrase_file: Path | None,
+                    target: Path | None, overwrite: bool) -> None:
+    """Restore a backup into a new instance folder (stop any server using it first)."""
+    key = _open_key_file(key_file, passphrase_file)
+    try:
+        restored = backup.restore(backup_file, key, target or obj.instance_dir,
+                                  overwrite=overwrite, now=reports.utcnow())
+    except (backup.BackupError, store.StoreError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    config = restored.config
+    made = restored.manifest.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    click.echo(f"Restored {restored.reports} report(s) into {config.instance_dir} "
+               f"(backup made {made}).")
+    click.echo("Reports are sealed to these organisation keys; check that they are yours "
+               "before serving:")
+    for recipient in config.recipients:
+        click.echo(f"  {crypto.fingerprint(recipient.key_id)}")
+    if restored.moved_aside is not None:
+        click.echo(f"The instance that was there is in {restored.moved_aside}; delete it "
+                   "once you are sure of the restored one.")
+    if os.environ.get("INTAKE_DB_KEY"):
+        click.secho("INTAKE_DB_KEY is set, but the restored database opens with the key in "
+                    "its new db.key: unset INTAKE_DB_KEY, or set it to that key.",
+                    fg="yellow", err=True)
+
+
+@main.command("rekey")
+@click.option("--recover", is_flag=True,
+              help="Sort out an interrupted rekey instead of starting one.")
+@click.pass_obj
+def rekey_command(obj: Ctx, recover: bool) -> None:
+    """Give the database a new random key (stop the server first)."""
+    try:
+        if recover:
+            outcome = rekey.recover(obj.instance_dir.resolve())
+            click.echo({
+                rekey.Recovery.NOTHING: "No interrupted rekey here; nothing was changed.",
+                rekey.Recovery.FINISHED: "The rekey had gone through: the new key in db.key "
+                                         "opens the database, and db.key.old was removed.",
+                rekey.Recovery.ROLLED_BACK: "The rekey had not gone through: the old key, which "
+                                            "opens the database, is in db.key again. Run "
+                                            "`intake rekey` again for a new key.",
+            }[outcome])
+            return
+        rekey.run(obj.config(), os.environ)
+    except rekey.RekeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("The database has a new key, in db.key; the old key is gone. Backups are not "
+               "affected: each carries its own database key.")
+
+
+@main.command()
+@click.option("--url", help="The address complainants open (https://...): check HTTPS, the "
+                            "certificate, the service worker and the report page.")
+@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also trust this root certificate (a field office's Caddy CA) for --url.")
+@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An organisation key file: check that config.toml lists its public key.")
+@click.option("--backups", "backups_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The folder backups are written to: check the newest one's age.")
+@click.option("--max-backup-age", default=48, show_default=True, type=click.IntRange(1),
+              help="Hours after which the newest backup is too old.")
+@click.option("--min-free-mib", default=1024, show_default=True, type=click.IntRange(0),
+              help="Free disk space below which doctor reports a problem.")
+@click.pass_obj
+def doctor(obj: Ctx, url: str | None, ca_file: Path | None, key_file: Path | None,
+           backups_dir: Path | None, max_backup_age: int, min_free_mib: int) -> None:
+    """Check an installed instance; each problem comes with its fix."""
+    from datetime import timedelta
+
+    from intake import doctor as doctor_mod
+
+    options = doctor_mod.Options(
+        key_file=key_file, url=url, ca_file=ca_file, backups_dir=backups_dir,
+        max_backup_age=timedelta(hours=max_backup_age), min_free=min_free_mib * 1024 * 1024,
+    )
+    findings = doctor_mod.examine(obj.instance_dir, options, environ=os.environ,
+                                  now=reports.utcnow(), euid=doctor_mod.current_euid())
+    for finding in findings:
+        label = "problem" if finding.problem else "skipped" if finding.skipped else "ok"
+        click.echo(f"{label:8} {finding.check:12} {finding.text}")
+    problems = sum(finding.problem for finding in findings)
+    if problems:
+        raise click.ClickException(f"{problems} problem(s); each line above says how to fix it.")
+    click.echo("No problems found.")

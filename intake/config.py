@@ -10,11 +10,14 @@ An instance folder holds:
     pepper.key      64 hex digits: the receipt-code pepper
     session.key     64 hex digits: Flask's signing key for the CSRF session cookie
     receipt.key     hex PKCS#8: the receipt key, which opens receipt codes sealed on devices
+    audit.key       64 hex digits: the key of the audit log's hash chain
     intake.db       the SQLCipher database (with -wal and -shm beside it)
+    db.key.old      only while `intake rekey` runs: the key being replaced
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -32,7 +35,10 @@ DB_KEY_FILE = "db.key"
 PEPPER_FILE = "pepper.key"
 SESSION_KEY_FILE = "session.key"
 RECEIPT_KEY_FILE = "receipt.key"
+AUDIT_KEY_FILE = "audit.key"
 DB_FILE = "intake.db"
+# Kept by `intake rekey` until the new key is committed (intake/rekey.py).
+DB_KEY_OLD_FILE = "db.key.old"
 
 # English and every language with a catalogue in translations/; config enables a subset.
 AVAILABLE_LANGUAGES = catalogues.languages()
@@ -81,16 +87,70 @@ class ServiceLevels:
 
 
 @dataclass(frozen=True)
+class Console:
+    """Officer sessions: server-side, revocable, short-lived."""
+
+    idle_minutes: int = 30  # also when an officer's browser forgets the unlocked key
+    session_hours: int = 12  # absolute lifetime, however active the session is
+    reauth_minutes: int = 5  # sensitive actions need the password and code this recently
+    setup_hours: int = 72  # a new account's one-time set-up code expires after this
+    page_size: int = 50
+
+
+@dataclass(frozen=True)
 class Limits:
     # A 2,000-word report is about 12 KiB of JSON; 256 KiB leaves room for long ones while
     # bounding what one request can make the server hold in memory.
     max_envelope_bytes: int = 256 * 1024
     max_text_chars: int = 20_000
+    # Attachments (photos, voice notes, videos, documents) of one report, as plaintext:
+    # about 3 minutes of phone video, or 10 photos at full size. Checked on the device
+    # before anything is sent, and by the server from the declared sizes.
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    max_attachments: int = 10
+    # An upload with no new chunk for this long is deleted; a device that still holds the
+    # report starts it again. Long enough for a connection that returns the next day.
+    upload_expiry_hours: int = 72
 
     @property
     def max_request_bytes(self) -> int:
         # base64url grows the envelope by 4/3; the rest is the JSON around it.
         return self.max_envelope_bytes * 4 // 3 + 4096
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Expensive work at once (intake/capacity.py): argon2id hashes and server-side sealing."""
+
+    # 0: one slot per CPU core this process may use. Each slot may hold one argon2id hash,
+    # so memory for hashing is at most slots x the larger memory_kib of the two hashes.
+    hash_slots: int = 0
+    # How long a request may wait for a slot before it is answered 503 (busy).
+    wait_seconds: float = 2.0
+
+    @property
+    def slots(self) -> int:
+        if self.hash_slots:
+            return self.hash_slots
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """Limits on receipt-code guessing (intake/throttle.py; SECURITY.md, "Guessing a receipt
+    code"). Waits are in seconds."""
+
+    # Off for a Tor onion service, or behind a proxy that cannot name the client: every
+    # visitor would then look like one client, and one guesser would hold them all.
+    per_client: bool = True
+    status_free_failures: int = 5
+    status_first_wait_seconds: int = 30
+    status_max_wait_seconds: int = 600
+    status_overall_failures: int = 300
+    status_overall_window_seconds: int = 600
 
 
 @dataclass(frozen=True)
@@ -104,15 +164,30 @@ class Config:
     service_levels: ServiceLevels = ServiceLevels()
     limits: Limits = Limits()
     receipt_hash: HashParams = HashParams()
+    password_hash: HashParams = HashParams()
+    console: Console = Console()
+    capacity: Capacity = Capacity()
+    throttle: Throttle = Throttle()
+    # Which peer is a reverse proxy whose X-Forwarded-For names the client: "loopback" (any
+    # address of this machine: Caddy in deploy/), one IP address, or "none". Used only to
+    # tell clients apart for throttling (intake/throttle.py); never logged.
+    trusted_proxy: str = "loopback"
     # Off only for a demo or test served over plain http on 127.0.0.1.
     secure_cookies: bool = True
     timezone: str = "UTC"
     # A focal point's tablet empties its form after this many minutes without input.
     focal_idle_minutes: int = 5
+    # Backups are sealed to this public key; its private half is kept off the server.
+    backup_key: PublicKey | None = None
+    # Further catalogue folders (each holding <lang>/LC_MESSAGES/messages.mo), searched after
+    # the shipped ones. Never read from config.toml: only code that builds a Config sets it,
+    # as the tests do to serve their pseudo-locale, so no instance can enable one by accident.
+    extra_translations: tuple[Path, ...] = ()
     db_key: bytes = field(default=b"", repr=False)
     pepper: bytes = field(default=b"", repr=False)
     session_key: bytes = field(default=b"", repr=False)
     receipt_key: PrivateKey | None = field(default=None, repr=False)
+    audit_key: bytes = field(default=b"", repr=False)
 
     @property
     def receipt_public_key(self) -> PublicKey:
@@ -147,6 +222,11 @@ def load(instance_dir: Path, environ: Mapping[str, str] | None = None) -> Config
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    if (instance_dir / DB_KEY_OLD_FILE).exists():
+        raise ConfigError(
+            f"{instance_dir / DB_KEY_OLD_FILE} is there: an `intake rekey` was interrupted. "
+            "Run `intake rekey --recover`; it keeps whichever key opens the database."
+        )
     try:
         return _build(instance_dir, raw, environ)
     except (KeyError, TypeError, ValueError, InvalidPublicKey) as exc:
@@ -173,16 +253,74 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
             for r in raw.get("referrals", [])
         ),
         service_levels=ServiceLevels(**raw.get("service_levels", {})),
-        limits=Limits(**raw.get("limits", {})),
+        limits=_limits(raw.get("limits", {})),
         receipt_hash=HashParams(**raw.get("receipt_hash", {})),
+        password_hash=HashParams(**raw.get("password_hash", {})),
+        console=_console(raw.get("console", {})),
+        capacity=_capacity(raw.get("capacity", {})),
+        throttle=_throttle(raw.get("throttle", {})),
+        trusted_proxy=_trusted_proxy(str(raw.get("trusted_proxy", "loopback"))),
         secure_cookies=bool(raw.get("secure_cookies", True)),
         timezone=_timezone(str(raw.get("timezone", "UTC"))),
         focal_idle_minutes=int(raw.get("focal_idle_minutes", 5)),
+        backup_key=PublicKey.from_text(raw["backup_key"]) if "backup_key" in raw else None,
         db_key=_key_bytes(db_key_hex, "the database key (db.key or INTAKE_DB_KEY)"),
         pepper=_key_bytes(_read_secret(instance_dir, PEPPER_FILE), PEPPER_FILE),
         session_key=_key_bytes(_read_secret(instance_dir, SESSION_KEY_FILE), SESSION_KEY_FILE),
         receipt_key=_receipt_key(_read_secret(instance_dir, RECEIPT_KEY_FILE)),
+        audit_key=_key_bytes(_read_secret(instance_dir, AUDIT_KEY_FILE), AUDIT_KEY_FILE),
     )
+
+
+def _limits(raw: dict[str, Any]) -> Limits:
+    limits = Limits(**{k: int(v) for k, v in raw.items()})
+    if min(limits.max_envelope_bytes, limits.max_text_chars, limits.max_attachment_bytes,
+           limits.max_attachments, limits.upload_expiry_hours) < 1:
+        raise ValueError("every [limits] setting is a whole number of at least 1")
+    return limits
+
+
+def _console(raw: dict[str, Any]) -> Console:
+    console = Console(**{k: int(v) for k, v in raw.items()})
+    if min(console.idle_minutes, console.session_hours, console.reauth_minutes,
+           console.setup_hours, console.page_size) < 1:
+        raise ValueError("every [console] setting is a whole number of at least 1")
+    return console
+
+
+def _trusted_proxy(text: str) -> str:
+    if text in ("loopback", "none"):
+        return text
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(
+            f"trusted_proxy {text!r} is not \"loopback\", \"none\" or an IP address"
+        ) from None
+
+
+def _capacity(raw: dict[str, Any]) -> Capacity:
+    capacity = Capacity(hash_slots=int(raw.get("hash_slots", 0)),
+                        wait_seconds=float(raw.get("wait_seconds", 2.0)))
+    if capacity.hash_slots < 0 or not 0 <= capacity.wait_seconds <= 60:
+        raise ValueError("[capacity] hash_slots is 0 or more, wait_seconds 0 to 60")
+    unknown = set(raw) - {"hash_slots", "wait_seconds"}
+    if unknown:
+        raise ValueError(f"[capacity] has no setting {', '.join(sorted(unknown))}")
+    return capacity
+
+
+def _throttle(raw: dict[str, Any]) -> Throttle:
+    per_client = raw.get("per_client", True)
+    if not isinstance(per_client, bool):
+        raise ValueError("[throttle] per_client is true or false")
+    numbers = {k: int(v) for k, v in raw.items() if k != "per_client"}
+    throttle = Throttle(per_client=per_client, **numbers)
+    if min(numbers.values(), default=1) < 1:
+        raise ValueError("every [throttle] number is a whole number of at least 1")
+    if throttle.status_first_wait_seconds > throttle.status_max_wait_seconds:
+        raise ValueError("[throttle] status_first_wait_seconds exceeds status_max_wait_seconds")
+    return throttle
 
 
 def _receipt_key(text: str) -> PrivateKey:

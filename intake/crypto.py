@@ -2,8 +2,9 @@
 
 `seal` and `unseal` implement the envelope of SECURITY.md, Formats 2 with HPKE
 (RFC 9180, pyca/cryptography) and AES-256-GCM; `write_key_file` and `read_key_file` the
-passphrase-protected private key file of section 5. Failures raise the named exceptions
-below; nothing here returns False for "did not work".
+passphrase-protected private key file of section 5; the `Backup*` pieces the encrypted
+stream of a backup file (section 12). Failures raise the named exceptions below; nothing
+here returns False for "did not work".
 """
 
 from __future__ import annotations
@@ -14,18 +15,23 @@ import json
 import os
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from hmac import compare_digest
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, hpke, serialization
+from cryptography.hazmat.primitives import hashes, hmac, hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.twofactor import InvalidToken
+from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
+from intake import attachments as att
 from intake import envelope as fmt
 
 Rng = Callable[[int], bytes]
@@ -65,12 +71,28 @@ class WeakPassphrase(CryptoError):
     """The passphrase is too short to protect a private key."""
 
 
+class AttachmentOpenError(CryptoError):
+    """An attachment could not be opened: a chunk is missing, damaged, moved or extra."""
+
+
 class ReceiptOpenError(CryptoError):
     """A sealed receipt could not be opened: wrong report, wrong key, damaged or malformed."""
 
 
 class SignatureInvalid(CryptoError):
     """A focal-point signature does not verify, or the key or signature is malformed."""
+
+
+class TotpInvalid(CryptoError):
+    """A one-time code is wrong, out of its time window, or was used before."""
+
+
+class BackupKeyRefused(CryptoError):
+    """A backup's header does not open with this key: sealed to another key, or altered."""
+
+
+class BackupSegmentInvalid(CryptoError):
+    """A segment of a backup does not authenticate: altered, reordered, cut short or extended."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +143,28 @@ class Unsealed:
     flags: int
     schema: int
     payload: dict[str, Any]
+    # The content key, kept only when the envelope says it has attachments (flag 0x02):
+    # `open_attachment` derives each attachment's key from it.
+    content_key: bytes = field(default=b"", repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class NewAttachment:
+    """A file to seal with a report: its bytes and what the device says about it."""
+
+    name: str
+    type: str
+    data: bytes
+    kind: str = "file"
+
+
+@dataclass(frozen=True)
+class SealedReport:
+    """An envelope with attachments, and each attachment's encrypted chunks in order."""
+
+    envelope: bytes
+    attachment_ids: tuple[bytes, ...]
+    chunks: tuple[tuple[bytes, ...], ...]
 
 
 def generate_private_key() -> PrivateKey:
@@ -149,12 +193,53 @@ def seal(
     `report_id` is random unless given (the server's no-JavaScript form fixes it in advance
     so that a resubmitted form is recognised).
     """
+    content_key = rng(CONTENT_KEY_LEN)
+    return _seal(payload, recipients, content_key=content_key, flags=flags,
+                 report_id=rng(fmt.REPORT_ID_LEN) if report_id is None else report_id, rng=rng)
+
+
+def seal_report(
+    payload: Mapping[str, object],
+    recipients: Sequence[PublicKey],
+    files: Sequence[NewAttachment],
+    *,
+    rng: Rng = os.urandom,
+) -> SealedReport:
+    """Seal a report with attachments, as a device does (SECURITY.md, Formats 13): each
+    file in chunks under a key derived from the report's content key, listed in the
+    payload, and the envelope flagged 0x02."""
+    if not files:
+        raise ValueError("a report with attachments needs at least one")
+    content_key, report_id = rng(CONTENT_KEY_LEN), rng(fmt.REPORT_ID_LEN)
+    ids, sealed, listed = [], [], []
+    for item in files:
+        attachment_id = rng(att.ID_LEN)
+        ids.append(attachment_id)
+        sealed.append(tuple(seal_chunks(content_key, report_id, attachment_id, item.data)))
+        listed.append({
+            "id": attachment_id.hex(), "name": item.name, "type": item.type,
+            "kind": item.kind, "size": len(item.data),
+            "sha256": hashlib.sha256(item.data).hexdigest(),
+            "chunks": att.chunk_count(len(item.data)),
+        })
+    envelope = _seal({**payload, "attachments": listed}, recipients, content_key=content_key,
+                     flags=fmt.FLAG_ATTACHMENTS, report_id=report_id, rng=rng)
+    return SealedReport(envelope, tuple(ids), tuple(sealed))
+
+
+def _seal(
+    payload: Mapping[str, object],
+    recipients: Sequence[PublicKey],
+    *,
+    content_key: bytes,
+    flags: int,
+    report_id: bytes,
+    rng: Rng,
+) -> bytes:
     if not recipients:
         raise ValueError("an envelope needs at least one recipient")
-    content_key = rng(CONTENT_KEY_LEN)
     prefix = fmt.build_prefix(
-        flags=flags, schema=fmt.SCHEMA_V1,
-        report_id=rng(fmt.REPORT_ID_LEN) if report_id is None else report_id,
+        flags=flags, schema=fmt.SCHEMA_V1, report_id=report_id,
         recipient_count=len(recipients),
     )
     header = bytearray(prefix)
@@ -168,6 +253,53 @@ def seal(
     plaintext = fmt.pad(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
     nonce = rng(fmt.NONCE_LEN)
     return bytes(header) + nonce + AESGCM(content_key).encrypt(nonce, plaintext, bytes(header))
+
+
+def attachment_key(content_key: bytes, report_id: bytes, attachment_id: bytes) -> bytes:
+    """HKDF-SHA256 of the content key, with no salt, bound to report and attachment."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None,
+        info=att.key_info(report_id, attachment_id),
+    ).derive(content_key)
+
+
+def seal_chunks(
+    content_key: bytes, report_id: bytes, attachment_id: bytes, data: bytes
+) -> list[bytes]:
+    """An attachment's encrypted chunks, in order (Formats 13)."""
+    aead = AESGCM(attachment_key(content_key, report_id, attachment_id))
+    pieces = att.split(data)
+    last = len(pieces) - 1
+    return [
+        aead.encrypt(att.nonce(i, i == last), piece,
+                     att.chunk_aad(report_id, attachment_id, i, i == last))
+        for i, piece in enumerate(pieces)
+    ]
+
+
+def open_attachment(opened: Unsealed, entry: att.Entry, chunks: Sequence[bytes]) -> bytes:
+    """The plaintext of one attachment of an opened report, checked against its entry.
+
+    Every chunk must be there, in place, the last one marked last, and the whole must have
+    the listed size and SHA-256; otherwise AttachmentOpenError, and nothing is returned.
+    """
+    if not opened.content_key:
+        raise AttachmentOpenError("this report has no attachments")
+    if len(chunks) != entry.chunks:
+        raise AttachmentOpenError("chunks are missing or extra")
+    report_id = bytes.fromhex(opened.report_id)
+    aead = AESGCM(attachment_key(opened.content_key, report_id, entry.raw_id))
+    out = bytearray()
+    last = entry.chunks - 1
+    try:
+        for i, chunk in enumerate(chunks):
+            out += aead.decrypt(att.nonce(i, i == last), chunk,
+                                att.chunk_aad(report_id, entry.raw_id, i, i == last))
+    except InvalidTag as exc:
+        raise AttachmentOpenError("a chunk could not be opened") from exc
+    if len(out) != entry.size or hashlib.sha256(out).hexdigest() != entry.sha256:
+        raise AttachmentOpenError("the attachment does not match its size or SHA-256")
+    return bytes(out)
 
 
 def unseal(data: bytes, key: PrivateKey, *, max_size: int = 1 << 30) -> Unsealed:
@@ -190,7 +322,8 @@ def unseal(data: bytes, key: PrivateKey, *, max_size: int = 1 << 30) -> Unsealed
         # mean the same thing to the caller, and the detail must not become an oracle.
         raise EnvelopeOpenError("the envelope could not be opened") from exc
     payload = _strict_json(plaintext)
-    return Unsealed(env.report_id_hex, env.flags, env.schema, payload)
+    return Unsealed(env.report_id_hex, env.flags, env.schema, payload,
+                    content_key=content_key if env.has_attachments else b"")
 
 
 def _strict_json(plaintext: bytes) -> dict[str, Any]:
@@ -377,6 +510,80 @@ def private_key_from_hex(text: str) -> PrivateKey:
     return PrivateKey(loaded)
 
 
+BACKUP_INFO = b"intake-backup-v1"
+# enc (65) || the sealed 32-byte file key with its 16-byte tag.
+BACKUP_HEADER_LEN = fmt.ENC_LEN + CONTENT_KEY_LEN + 16
+# Plaintext bytes per segment: large enough that the 16-byte tags cost 0.02 %, small enough
+# that a reader never holds more than one segment in memory.
+BACKUP_SEGMENT_LEN = 65536
+BACKUP_TAG_LEN = 16
+
+
+class _BackupStream:
+    """AES-256-GCM over numbered segments (Formats 12): segment i uses the nonce
+    i (11 bytes) || final (1 byte), and the backup header as additional data, so segments
+    cannot be reordered, dropped, repeated or cut short without failing to open."""
+
+    def __init__(self, file_key: bytes, header: bytes) -> None:
+        self._aead = AESGCM(file_key)
+        self._header = header
+        self._index = 0
+        self._done = False
+
+    def _nonce(self, plain_len: int, *, final: bool) -> bytes:
+        if self._done:
+            raise ValueError("the backup stream is already finished")
+        if not (0 < plain_len <= BACKUP_SEGMENT_LEN) or (
+            not final and plain_len != BACKUP_SEGMENT_LEN
+        ):
+            raise ValueError("a segment is 65,536 bytes, or 1 to 65,536 if it is the last")
+        nonce = self._index.to_bytes(11, "big") + (b"\x01" if final else b"\x00")
+        self._index += 1
+        self._done = final
+        return nonce
+
+
+class BackupSealer(_BackupStream):
+    def seal(self, plaintext: bytes, *, final: bool) -> bytes:
+        nonce = self._nonce(len(plaintext), final=final)
+        return self._aead.encrypt(nonce, plaintext, self._header)
+
+
+class BackupOpener(_BackupStream):
+    def open(self, ciphertext: bytes, *, final: bool) -> bytes:
+        nonce = self._nonce(len(ciphertext) - BACKUP_TAG_LEN, final=final)
+        try:
+            return self._aead.decrypt(nonce, ciphertext, self._header)
+        except InvalidTag:
+            raise BackupSegmentInvalid(
+                f"segment {self._index - 1} of the backup does not authenticate"
+            ) from None
+
+
+def seal_backup_header(
+    recipient: PublicKey, *, rng: Rng = os.urandom
+) -> tuple[bytes, BackupSealer]:
+    """A backup header sealing a fresh random file key to `recipient`, and the sealer that
+    encrypts the segments under that key. The file key never leaves this module."""
+    file_key = rng(CONTENT_KEY_LEN)
+    header = _SUITE.encrypt(file_key, _load_point(recipient.raw), info=BACKUP_INFO)
+    return header, BackupSealer(file_key, header)
+
+
+def open_backup_header(header: bytes, key: PrivateKey) -> BackupOpener:
+    if len(header) != BACKUP_HEADER_LEN:
+        raise BackupKeyRefused("a backup header is 113 bytes")
+    try:
+        file_key = _SUITE.decrypt(header, key._key, info=BACKUP_INFO)
+    except (InvalidTag, ValueError):
+        # A wrong key and an altered header look the same here, on purpose: the header
+        # names no key (see SECURITY.md, Formats 12), so there is nothing else to say.
+        raise BackupKeyRefused("the backup does not open with this key") from None
+    if len(file_key) != CONTENT_KEY_LEN:
+        raise BackupKeyRefused("the backup's file key has the wrong length")
+    return BackupOpener(file_key, header)
+
+
 def fingerprint(key_id: bytes) -> str:
     """Key id as people compare it out of band: hex in groups of four."""
     text = key_id.hex()
@@ -399,6 +606,69 @@ def b64decode(text: str) -> bytes:
         # Reject non-canonical encodings, so one envelope has exactly one text form.
         raise ValueError("not canonical base64url")
     return raw
+
+
+# --- Officer accounts and the audit chain ---------------------------------------------------
+
+# RFC 6238 as every authenticator app implements it: SHA-1, 6 digits, 30-second steps.
+TOTP_SECRET_LEN = 20
+TOTP_STEP = 30
+
+
+def new_totp_secret(rng: Rng = os.urandom) -> bytes:
+    return rng(TOTP_SECRET_LEN)
+
+
+def _totp(secret: bytes) -> TOTP:
+    return TOTP(secret, 6, hashes.SHA1(), TOTP_STEP)  # noqa: S303  (RFC 6238 default)
+
+
+def totp_uri(secret: bytes, *, account: str, issuer: str) -> str:
+    """The otpauth:// address an authenticator app reads from the enrolment QR code."""
+    return _totp(secret).get_provisioning_uri(account, issuer)
+
+
+def totp_code(secret: bytes, *, at: float) -> str:
+    """The code an authenticator shows at `at` (tests and tools)."""
+    return _totp(secret).generate(int(at)).decode("ascii")
+
+
+def totp_verify(secret: bytes, code: str, *, at: float, last_step: int) -> int:
+    """The time step `code` belongs to, one step of clock drift allowed either way.
+
+    A step at or before `last_step` is refused, so a code seen over a shoulder or in a log
+    cannot be used again. Raises TotpInvalid.
+    """
+    digits = "".join(code.split())
+    if len(digits) != 6 or not digits.isascii() or not digits.isdigit():
+        raise TotpInvalid("a code has 6 digits")
+    step = int(at) // TOTP_STEP
+    for candidate in (step, step - 1, step + 1):
+        if candidate <= last_step:
+            continue
+        try:
+            _totp(secret).verify(digits.encode("ascii"), candidate * TOTP_STEP)
+        except InvalidToken:
+            continue
+        return candidate
+    raise TotpInvalid("wrong or used code")
+
+
+def audit_mac(key: bytes, previous: bytes, entry: bytes) -> bytes:
+    """One link of the audit chain: HMAC-SHA256 over the previous link and this entry."""
+    mac = hmac.HMAC(key, hashes.SHA256())
+    mac.update(previous)
+    mac.update(entry)
+    return mac.finalize()
+
+
+def macs_equal(a: bytes, b: bytes) -> bool:
+    return compare_digest(a, b)
+
+
+def token_digest(token: str) -> bytes:
+    """How a session token or a one-time code is stored: a database copy cannot log in."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 def _wrapping_key(passphrase: str, salt: bytes, iterations: int) -> bytes:

@@ -40,7 +40,7 @@ class FocalPoint:
         return f"focal:{self.id}"
 
 
-def _code_hash(text: str) -> bytes:
+def code_hash(text: str) -> bytes:
     normal = "".join(ch for ch in text.upper() if ch not in " -").translate(_TYPO_FIXES)
     return hashlib.sha256(normal.encode("ascii", "replace")).digest()
 
@@ -63,7 +63,7 @@ def add(
         conn.execute(
             "INSERT INTO focal_points (id, name, created_at, enrolment_hash,"
             " enrolment_expires_at) VALUES (?, ?, ?, ?, ?)",
-            (point.id, name, now.isoformat(), _code_hash(code),
+            (point.id, name, now.isoformat(), code_hash(code),
              (now + ENROLMENT_VALID_FOR).isoformat()),
         )
     return point, code
@@ -77,7 +77,7 @@ def enrol(conn: store.Connection, code: str, public_key: bytes, *, now: datetime
         row = conn.execute(
             "SELECT id, name, enrolment_expires_at FROM focal_points"
             " WHERE enrolment_hash = ? AND revoked_at IS NULL",
-            (_code_hash(code[:64]),),
+            (code_hash(code[:64]),),
         ).fetchone()
         if row is None or datetime.fromisoformat(row[2]) < now:
             raise EnrolmentInvalid("unknown, used or expired enrolment code")

@@ -1,29 +1,53 @@
 """Languages: which one a request is in, and the strings the browser code needs.
 
 The language is the first part of every page's path (`/fr/...`): a page's address says its
-language, so links, bookmarks and cached copies keep it without a cookie that would leave a
-trace on a shared phone. `/` picks from Accept-Language.
+language, so links, bookmarks and cached copies keep it without a cookie. `/` opens in the
+language last picked with the language links, if any, else the best for Accept-Language.
+Only that choice is remembered, in a cookie holding the language code alone, which quick
+exit deletes (intake.security says why a cookie, and why so little).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from babel import Locale
-from flask import Flask, current_app, g, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
 
+from intake import security
 from intake.config import RTL_LANGUAGES
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
 
 
 def init_app(app: Flask) -> None:
-    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS_DIR)
-    app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["INTAKE"].timezone
+    cfg = app.config["INTAKE"]
+    directories = (TRANSLATIONS_DIR, *cfg.extra_translations)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(str(d) for d in directories)
+    app.config["BABEL_DEFAULT_TIMEZONE"] = cfg.timezone
     Babel(app, locale_selector=current_language)
     app.jinja_env.globals.update(text_direction=text_direction, language_name=language_name)
+
+
+def language_in_path(bp: Blueprint) -> None:
+    """Make `<lang>` in a blueprint's paths set the request's language (404 if not
+    enabled), and fill it in when building its URLs."""
+
+    @bp.url_value_preprocessor
+    def _language(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        if values and "lang" in values:
+            lang = values.pop("lang")
+            if lang not in languages():
+                abort(404)
+            g.lang = lang
+
+    @bp.url_defaults
+    def _add_language(endpoint: str, values: dict[str, Any]) -> None:
+        if "lang" not in values and current_app.url_map.is_endpoint_expecting(endpoint, "lang"):
+            values["lang"] = current_language()
 
 
 def languages() -> tuple[str, ...]:
@@ -34,6 +58,31 @@ def languages() -> tuple[str, ...]:
 def best_language() -> str:
     langs = languages()
     return request.accept_languages.best_match(langs) or langs[0]
+
+
+def remembered_language() -> str | None:
+    """The language last picked with the language links, if it is still enabled."""
+    lang = request.cookies.get(security.LANGUAGE_COOKIE)
+    return lang if lang in languages() else None
+
+
+def remember_picked(response: Response) -> None:
+    """After a page reached through a language link (`?picked=1`): remember its language,
+    unless the browser asks for it anyway, when there is nothing to remember."""
+    lang, secure = g.get("lang"), current_app.config["INTAKE"].secure_cookies
+    if request.args.get("picked") != "1" or not isinstance(lang, str):
+        return
+    if lang != best_language():
+        security.set_language_cookie(response, lang, secure=secure)
+    elif security.LANGUAGE_COOKIE in request.cookies:
+        security.delete_language_cookie(response, secure=secure)
+
+
+def forget_picked(response: Response) -> None:
+    if security.LANGUAGE_COOKIE in request.cookies:
+        security.delete_language_cookie(
+            response, secure=current_app.config["INTAKE"].secure_cookies
+        )
 
 
 def current_language() -> str:
@@ -65,7 +114,12 @@ _JS_STRINGS = {
     "rejected": _l(
         "The report could not be accepted. Nothing you wrote is lost. Please try again."
     ),
-    "what_required": _l("Please tell us what happened. It is the only question you must answer."),
+    # With JavaScript a voice note or a photo can stand for the text; without it (the
+    # server's form) the text is the only way, and forms.py keeps the old wording.
+    "what_required": _l(
+        "Please tell us what happened: write it, or record a voice note. It is the only "
+        "thing you must give us."
+    ),
     "code_typo": _l(
         "This code has a mistake: one digit is wrong or two are swapped. Check it and try again."
     ),

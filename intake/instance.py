@@ -10,6 +10,8 @@ from pathlib import Path
 
 from intake import crypto, store
 from intake.config import (
+    AUDIT_KEY_FILE,
+    AVAILABLE_LANGUAGES,
     CONFIG_FILE,
     DB_KEY_FILE,
     PEPPER_FILE,
@@ -56,7 +58,7 @@ def create(
     key_file_bytes = crypto.write_key_file(key, passphrase, rng=rng)
 
     instance_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for name in (DB_KEY_FILE, PEPPER_FILE, SESSION_KEY_FILE):
+    for name in (DB_KEY_FILE, PEPPER_FILE, SESSION_KEY_FILE, AUDIT_KEY_FILE):
         _write_private(instance_dir / name, rng(32).hex() + "\n")
     receipt_key = crypto.generate_private_key()
     _write_private(instance_dir / RECEIPT_KEY_FILE, crypto.private_key_to_hex(receipt_key) + "\n")
@@ -89,7 +91,7 @@ def render_config(
 # Settings of this intake instance. See docs/configuration.md for every key.
 
 organisation = {q(organisation)}
-# The first language is the default. Available: en, fr, ar.
+# The first language is the default. Available: {", ".join(AVAILABLE_LANGUAGES)}.
 languages = [{", ".join(q(lang) for lang in languages)}]
 # Times on the status page are shown in this time zone (an IANA name).
 timezone = "UTC"
@@ -111,6 +113,11 @@ first_update_days = 14
 [limits]
 max_envelope_bytes = 262144
 max_text_chars = 20000
+# Photos, voice notes, videos and documents of one report: total bytes and how many.
+max_attachment_bytes = 20971520
+max_attachments = 10
+# An upload left incomplete this long is deleted (the device starts it again).
+upload_expiry_hours = 72
 
 # Cost of the receipt-code hash. Never change it after the first report: stored hashes are
 # lookup keys. Production must keep m >= 65536 KiB.
@@ -118,6 +125,20 @@ max_text_chars = 20000
 time_cost = {hash_params.time_cost}
 memory_kib = {hash_params.memory_kib}
 parallelism = {hash_params.parallelism}
+
+# Cost of officers' password hashes (argon2id). Can be changed at any time.
+[password_hash]
+time_cost = {hash_params.time_cost}
+memory_kib = {hash_params.memory_kib}
+parallelism = {hash_params.parallelism}
+
+# Officer console sessions.
+[console]
+idle_minutes = 30
+session_hours = 12
+reauth_minutes = 5
+setup_hours = 72
+page_size = 50
 
 # Organisation public keys; reports are sealed to every key listed. Key id (SHA-256):
 # {crypto.fingerprint(public_key.key_id)}

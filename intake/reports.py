@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from intake import crypto, focal, receipts, store
+from intake import capacity, cases, crypto, focal, receipts, store, throttle
 from intake import envelope as fmt
 from intake.config import Config
 
@@ -52,6 +52,9 @@ def check_envelope(data: bytes, config: Config) -> fmt.Envelope:
     except fmt.EnvelopeMalformed:
         raise Rejected("too_large" if len(data) > config.limits.max_envelope_bytes
                        else "malformed_envelope") from None
+    if env.schema != fmt.SCHEMA_V1:
+        # Officers' notes share the envelope format but are never reports.
+        raise Rejected("unsupported_version")
     active = {key.key_id for key in config.recipients}
     if any(entry.key_id not in active for entry in env.recipients):
         raise Rejected("unknown_key")
@@ -105,18 +108,31 @@ def parse_submission(body: object) -> Submission:
     )
 
 
-def accept(
-    conn: store.Connection, config: Config, submission: Submission, *, now: Clock = utcnow
-) -> Accepted:
-    """Store an envelope sealed on a device. Raises Rejected; stores nothing then.
+@dataclass(frozen=True)
+class Admitted:
+    """A submission that passed every check but the storing: what `_store` needs."""
 
-    Cheap checks come first (shape, receipt, signature), the argon2id hash last.
+    env: fmt.Envelope
+    code: str
+    language: str
+    channel: str
+
+
+def admit(
+    conn: store.Connection, config: Config, submission: Submission, *, attachments: bool
+) -> Admitted:
+    """Every check of a submission sealed on a device, short of storing it. Raises Rejected.
+
+    `attachments` says which door it came through: an envelope flagged as having
+    attachments (Formats 13) is accepted only with its chunks (`intake.uploads`), and one
+    without the flag only without them. Cheap checks come first, the signature after.
     """
-    data = submission.envelope
-    env = check_envelope(data, config)
+    env = check_envelope(submission.envelope, config)
     if env.server_sealed:
         # Only the server may say it sealed a report; a device claiming so is lying.
         raise Rejected("malformed_envelope")
+    if env.has_attachments != attachments:
+        raise Rejected("attachments_missing" if env.has_attachments else "bad_request")
     typed, language = submission.receipt_code, submission.language
     if submission.sealed_receipt is not None:
         try:
@@ -135,14 +151,30 @@ def accept(
         language = config.default_language
     channel = "web"
     if submission.focal_point is not None and submission.signature is not None:
-        message = crypto.focal_message(data, submission.receipt_field)
+        message = crypto.focal_message(submission.envelope, submission.receipt_field)
         try:
             point = focal.verify(conn, submission.focal_point, submission.signature, message)
         except focal.FocalPointInvalid:
             raise Rejected("focal_point_invalid") from None
         channel = point.channel
-    created = _store(conn, config, env, data, code, language, channel, "device", now)
-    return Accepted(env.report_id_hex, created)
+    return Admitted(env, code, language, channel)
+
+
+def accept(
+    conn: store.Connection, config: Config, submission: Submission, *, now: Clock = utcnow,
+    gate: capacity.Gate | None = None,
+) -> Accepted:
+    """Store an envelope sealed on a device. Raises Rejected, or capacity.Busy when no
+    slot for the hash is free; stores nothing then.
+
+    Cheap checks come first (shape, receipt, signature), the argon2id hash last.
+    """
+    admitted = admit(conn, config, submission, attachments=False)
+    with capacity.slot(gate):
+        digest = _digest(admitted.code, config)
+    created = _store(conn, config, admitted.env, submission.envelope, digest,
+                     admitted.language, admitted.channel, "device", now)
+    return Accepted(admitted.env.report_id_hex, created)
 
 
 def accept_envelope(
@@ -169,18 +201,23 @@ def seal_on_server(
     report_id: bytes | None = None,
     now: Clock = utcnow,
     rng: crypto.Rng = os.urandom,
+    gate: capacity.Gate | None = None,
 ) -> ServerReceipt:
     """The no-JavaScript path: seal in memory at once, store only the envelope.
 
     `report_id` comes from the form the server rendered, so that a browser resubmitting the
     same form (reload, double tap) is recognised instead of filing the report twice.
+    Raises capacity.Busy, having sealed and stored nothing, when no slot is free.
     """
     code = receipts.new_code(rng)
-    data = crypto.seal(
-        payload, config.recipients, flags=fmt.FLAG_SERVER_SEALED, report_id=report_id, rng=rng
-    )
+    with capacity.slot(gate):
+        data = crypto.seal(
+            payload, config.recipients, flags=fmt.FLAG_SERVER_SEALED, report_id=report_id,
+            rng=rng,
+        )
+        digest = _digest(code, config)
     env = fmt.parse(data, max_size=max(len(data), config.limits.max_envelope_bytes))
-    _store(conn, config, env, data, code, language, "web", "server", now)
+    _store(conn, config, env, data, digest, language, "web", "server", now)
     return ServerReceipt(env.report_id_hex, code)
 
 
@@ -205,12 +242,18 @@ def import_queue(
         raise Rejected("bad_request")
     stored = already = 0
     refused: list[tuple[int, str]] = []
+    from intake import uploads  # uploads builds on this module
+
     for index, item in enumerate(document["items"]):
         try:
-            submission = parse_submission(item)
-            if submission.sealed_receipt is None:
-                raise Rejected("bad_request")
-            if accept(conn, config, submission, now=now).created:
+            if isinstance(item, dict) and "chunks" in item:
+                created = uploads.import_item(conn, config, item, now=now)
+            else:
+                submission = parse_submission(item)
+                if submission.sealed_receipt is None:
+                    raise Rejected("bad_request")
+                created = accept(conn, config, submission, now=now).created
+            if created:
                 stored += 1
             else:
                 already += 1
@@ -219,8 +262,33 @@ def import_queue(
     return ImportResult(stored, already, tuple(refused))
 
 
-def find_status(conn: store.Connection, config: Config, typed_code: str) -> store.StatusView | None:
-    """Look a report up by its receipt code.
+def check_status(
+    conn: store.Connection, config: Config, typed_code: str, *, client_address: str | None,
+    now: Clock = utcnow, gate: capacity.Gate | None = None, rng: crypto.Rng = os.urandom,
+) -> store.StatusView | None:
+    """A status check under the guessing limits (intake/throttle.py).
+
+    Raises throttle.Throttled, without checking the code, when this client or the whole
+    instance has failed too often lately; a right code is no exception, or every guess
+    would be answered. Raises capacity.Busy when no slot is free for the hash; that try
+    does not count.
+    """
+    attempt = throttle.begin_status_check(conn, config.throttle, client_address, now(), rng)
+    try:
+        view = find_status(conn, config, typed_code, gate=gate)
+    except BaseException:
+        attempt.cancel()  # not checked: no guess was answered
+        raise
+    if view is not None:
+        attempt.cancel()  # a found code is not a failure
+    return view
+
+
+def find_status(
+    conn: store.Connection, config: Config, typed_code: str, *,
+    gate: capacity.Gate | None = None,
+) -> store.StatusView | None:
+    """Look a report up by its receipt code, with no limit on tries (see check_status).
 
     A malformed code, a code with a wrong check digit and an unknown code all cost one
     argon2id hash and all return None, so the answer and its timing say nothing more than
@@ -229,11 +297,16 @@ def find_status(conn: store.Connection, config: Config, typed_code: str) -> stor
     try:
         code = receipts.normalise(typed_code)
     except receipts.ReceiptCodeInvalid:
-        code = "0" * receipts.CODE_DIGITS
-        receipts.lookup_hash(code, pepper=config.pepper, params=config.receipt_hash)
+        with capacity.slot(gate):
+            _digest("0" * receipts.CODE_DIGITS, config)
         return None
-    digest = receipts.lookup_hash(code, pepper=config.pepper, params=config.receipt_hash)
+    with capacity.slot(gate):
+        digest = _digest(code, config)
     return store.find_by_receipt(conn, digest)
+
+
+def _digest(code: str, config: Config) -> bytes:
+    return receipts.lookup_hash(code, pepper=config.pepper, params=config.receipt_hash)
 
 
 def _store(
@@ -241,22 +314,27 @@ def _store(
     config: Config,
     env: fmt.Envelope,
     data: bytes,
-    code: str,
+    digest: bytes,
     language: str,
     channel: str,
     sealed_by: str,
     now: Clock,
 ) -> bool:
-    digest = receipts.lookup_hash(code, pepper=config.pepper, params=config.receipt_hash)
     try:
-        return store.insert_report(
-            conn,
-            store.NewReport(
-                report_id=env.report_id_hex, received_at=now(), channel=channel,
-                language=language, schema=env.schema, sealed_by=sealed_by,
-                receipt_hash=digest, envelope=data,
-            ),
-        )
+        with store.transaction(conn):
+            created = store.insert_report(
+                conn,
+                store.NewReport(
+                    report_id=env.report_id_hex, received_at=now(), channel=channel,
+                    language=language, schema=env.schema, sealed_by=sealed_by,
+                    receipt_hash=digest, envelope=data,
+                ),
+            )
+            if created:
+                # Its service-level deadline, in the same transaction: a report stored
+                # without one would sort after every other case until the next restart.
+                cases.refresh_due(conn, config.service_levels, env.report_id_hex)
+        return created
     except store.ReplayedEnvelope:
         raise Rejected("replayed_envelope") from None
     except store.ReportConflict:

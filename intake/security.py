@@ -6,24 +6,33 @@ every other origin, inline script and inline style.
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+import io
+from typing import IO
+
+from flask import Flask, Request, Response, request
 from flask_compress import Compress
 from flask_wtf.csrf import CSRFProtect
 
-CSP = "; ".join(
-    (
-        "default-src 'none'",  # nothing loads unless listed below
-        "script-src 'self'",  # our own modules only: no inline script, no eval, no CDN
-        "style-src 'self'",  # our own stylesheet only: no inline style
-        "img-src 'self'",  # icons are ours
-        "connect-src 'self'",  # the page talks to this instance and nobody else
-        "form-action 'self'",  # a form can never post a report elsewhere
-        "base-uri 'none'",
-        "frame-ancestors 'none'",  # no one can frame the form to overlay it
-        "manifest-src 'self'",
-        "worker-src 'self'",
-    )
-)
+_DIRECTIVES = {
+    "default-src": "'none'",  # nothing loads unless listed below
+    "script-src": "'self'",  # our own modules only: no inline script, no eval, no CDN
+    "style-src": "'self'",  # our own stylesheet only: no inline style
+    "img-src": "'self'",  # icons are ours
+    "connect-src": "'self'",  # the page talks to this instance and nobody else
+    "form-action": "'self'",  # a form can never post a report elsewhere
+    "base-uri": "'none'",
+    "frame-ancestors": "'none'",  # no one can frame the form to overlay it
+    "manifest-src": "'self'",
+    "worker-src": "'self'",
+}
+
+
+def _csp(**changes: str) -> str:
+    directives = {**_DIRECTIVES, **{k.replace("_", "-"): v for k, v in changes.items()}}
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+CSP = _csp()
 
 HEADERS = {
     "Content-Security-Policy": CSP,
@@ -36,8 +45,45 @@ HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 
+# The few pages that need more than HEADERS give, each with its reason; every other page
+# keeps the defaults. blob: URLs can only be made by script already running in the page
+# (ours alone, under script-src 'self'), and media and images cannot run script.
+PAGE_HEADERS: dict[str, dict[str, str]] = {
+    # The report form records a voice note with the microphone, for this origin only, and
+    # plays it back to the person from a blob: URL of bytes that never leave the page
+    # unsealed. The no-JavaScript post re-renders the same form.
+    "report.form": {
+        "Content-Security-Policy": _csp(media_src="blob:"),
+        "Permissions-Policy": "camera=(), microphone=(self), geolocation=()",
+    },
+    "report.submit_form": {
+        "Content-Security-Policy": _csp(media_src="blob:"),
+        "Permissions-Policy": "camera=(), microphone=(self), geolocation=()",
+    },
+    # A case page shows, plays and offers to save attachments decrypted in the officer's
+    # browser: blob: URLs of bytes that exist only in that page's memory.
+    "casework.case": {"Content-Security-Policy": _csp(img_src="'self' blob:", media_src="blob:")},
+}
+
+
+class MemoryOnlyRequest(Request):
+    """A request whose uploaded files are parsed in memory, never into a temporary file.
+
+    No page of intake posts a file: the report form's attachments are sealed in the
+    browser and sent as ciphertext chunks (raw bodies, not multipart). But Werkzeug would
+    spool any multipart file over 500 KB to disk if someone sent one (within the body cap,
+    which an administrator may raise), so the server never writes what a client sends to
+    a temporary file, whatever it is.
+    """
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None,
+                         content_length: int | None = None) -> IO[bytes]:
+        return io.BytesIO()
+
 
 def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
+    app.request_class = MemoryOnlyRequest
     app.config.update(
         # The session cookie exists only for the CSRF token of the no-JavaScript form.
         SESSION_COOKIE_HTTPONLY=True,
@@ -47,6 +93,12 @@ def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
         # No time limit: a survivor may take an hour to write, and the token already dies
         # with the browser session. A stale token re-renders the form with all it held.
         WTF_CSRF_TIME_LIMIT=None,
+        # Flask-WTF's extra check on HTTPS, that the Referer names this host, can never pass:
+        # our pages send no referrer at all (Referrer-Policy below). Behind a TLS proxy that
+        # the WSGI server trusts (gunicorn and Caddy in deploy/), it would refuse every form.
+        # The token and the SameSite=Strict cookie that holds its session still stop
+        # cross-site posts.
+        WTF_CSRF_SSL_STRICT=False,
         # Compression: static files and GET pages only (see after_request below).
         COMPRESS_REGISTER=False,
         COMPRESS_ALGORITHM=["br", "gzip"],
@@ -61,8 +113,9 @@ def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
 
     @app.after_request
     def _headers(response: Response) -> Response:
+        page = PAGE_HEADERS.get(request.endpoint or "", {})
         for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
+            response.headers.setdefault(name, page.get(name, value))
         if request.endpoint != "static":
             # Pages may carry a receipt code, a status or a CSRF token: keep them out of
             # every cache, including the back-forward cache of a shared phone.
@@ -74,3 +127,33 @@ def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
         return response
 
     return csrf
+
+
+# The language a person picked with the language links, so that the site's bare address
+# opens in it next time (intake.i18n). The least that does the job, on a phone that may be
+# shared: a first-party cookie holding a language code and nothing else (thousands share
+# it, so it tells no one apart; the server never logs or stores it), set only when the
+# person uses the links, and only if it differs from what the browser asks for anyway.
+# A cookie rather than localStorage: it works without JavaScript, lets `/` redirect at once
+# with no extra page or script, and it expires; both show the same in the site's data.
+LANGUAGE_COOKIE = "lang"  # a name that says nothing about the site or its subject
+# Long enough to come back for news of a report (14 days by default), and no longer. The
+# information page says "30 days".
+LANGUAGE_COOKIE_DAYS = 30
+
+
+def set_language_cookie(response: Response, lang: str, *, secure: bool) -> None:
+    response.set_cookie(
+        LANGUAGE_COOKIE, lang, max_age=LANGUAGE_COOKIE_DAYS * 24 * 3600, path="/",
+        # Sent when a link elsewhere leads here, never with another site's subrequests.
+        samesite="Lax",
+        secure=secure,
+        # Readable by our script on purpose: it holds no secret, and quick exit must delete
+        # it even offline, when the neutral page comes from the service worker and the
+        # server cannot (static/js/page.js). Without JavaScript, the neutral page deletes it.
+        httponly=False,
+    )
+
+
+def delete_language_cookie(response: Response, *, secure: bool) -> None:
+    response.delete_cookie(LANGUAGE_COOKIE, path="/", samesite="Lax", secure=secure)

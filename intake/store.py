@@ -35,7 +35,7 @@ class ReplayedEnvelope(Exception):
 
 
 class ReportConflict(Exception):
-    """Another envelope already uses this report id or receipt code."""
+    """Another envelope already uses this report id."""
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,153 @@ _MIGRATION_2 = """
         );
 """
 
+# The officer console: accounts, server-side sessions, the audit chain and casework.
+# Triage fields and messages to the complainant are plaintext inside SQLCipher: the server
+# must count the first and show the second to someone who holds only a receipt code (see
+# SECURITY.md, "What the server can read"). Officer notes are envelopes, like reports.
+_MIGRATION_3 = """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'officer', 'analyst')),
+            created_at TEXT NOT NULL,
+            setup_hash BLOB UNIQUE,          -- SHA-256 of the one-time set-up code
+            setup_expires_at TEXT,
+            password_hash TEXT,              -- argon2id, PHC string; NULL until set up
+            totp_secret BLOB,                -- NULL until set up
+            totp_last_step INTEGER NOT NULL DEFAULT 0,  -- a code is accepted once
+            failed_logins INTEGER NOT NULL DEFAULT 0,
+            last_failed_at TEXT,
+            disabled_at TEXT
+        );
+        -- Failed logins of any account, or of none: only the time, for the overall limit.
+        CREATE TABLE login_failures (at TEXT NOT NULL);
+        CREATE INDEX login_failures_at ON login_failures (at);
+        CREATE TABLE sessions (
+            token_hash BLOB PRIMARY KEY,     -- SHA-256 of the cookie's random token
+            user_id INTEGER NOT NULL REFERENCES users (id),
+            created_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            reauth_at TEXT NOT NULL          -- last time the password and code were given
+        );
+        CREATE INDEX sessions_user ON sessions (user_id);
+        CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor INTEGER,                   -- users.id; NULL for an unknown account
+            action TEXT NOT NULL,
+            report_id TEXT,
+            detail TEXT NOT NULL,            -- canonical JSON object
+            mac BLOB NOT NULL                -- HMAC chain, see intake/audit.py
+        );
+        ALTER TABLE reports ADD COLUMN assignee INTEGER REFERENCES users (id);
+        ALTER TABLE reports ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
+        ALTER TABLE reports ADD COLUMN outcome TEXT;
+        ALTER TABLE reports ADD COLUMN acknowledged_at TEXT;
+        ALTER TABLE reports ADD COLUMN first_update_at TEXT;
+        -- The next service-level deadline, '9999' when none: kept by intake/cases.py so the
+        -- case list sorts overdue cases first from an index, however many cases there are.
+        ALTER TABLE reports ADD COLUMN due_at TEXT NOT NULL DEFAULT '9999';
+        -- The complainant's answers, recorded by an officer's browser after decrypting:
+        -- NULL until then. Referrals and sharing are refused unless the answer was yes.
+        ALTER TABLE reports ADD COLUMN consent_refer INTEGER;
+        ALTER TABLE reports ADD COLUMN consent_share INTEGER;
+        ALTER TABLE reports ADD COLUMN consent_statistics INTEGER;
+        -- The case list reads this index in its own order and filters on the columns it
+        -- holds, so a page costs the same with 100,000 cases: the rows themselves (with
+        -- their envelopes) are read only for the cases shown.
+        CREATE INDEX reports_list ON reports
+            (due_at, received_at DESC, status, priority, assignee, language, channel);
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            report_id TEXT NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            author INTEGER NOT NULL REFERENCES users (id),
+            body TEXT NOT NULL
+        );
+        CREATE INDEX messages_report ON messages (report_id, at);
+        CREATE TABLE notes (
+            id INTEGER PRIMARY KEY,
+            report_id TEXT NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            author INTEGER NOT NULL REFERENCES users (id),
+            envelope BLOB NOT NULL
+        );
+        CREATE INDEX notes_report ON notes (report_id, at);
+        CREATE TABLE triage (
+            report_id TEXT PRIMARY KEY REFERENCES reports (id) ON DELETE CASCADE,
+            updated_at TEXT NOT NULL,
+            fields TEXT NOT NULL             -- canonical JSON object, see intake/triage.py
+        );
+        CREATE TABLE referrals (
+            id INTEGER PRIMARY KEY,
+            report_id TEXT NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+            service TEXT NOT NULL,
+            referred_on TEXT NOT NULL,       -- a date, as the officer gave it
+            created_at TEXT NOT NULL,
+            author INTEGER NOT NULL REFERENCES users (id)
+        );
+        CREATE INDEX referrals_report ON referrals (report_id);
+"""
+
+# Attachments (SECURITY.md, Formats 13 and 14). A report with attachments waits in
+# `uploads` until every chunk is stored, and only then becomes a row of `reports`. The
+# server holds chunks as the device sealed them and knows only their sizes and counts.
+_MIGRATION_4 = """
+        CREATE TABLE uploads (
+            report_id TEXT PRIMARY KEY,      -- the envelope's report id
+            updated_at TEXT NOT NULL,        -- UTC, to the minute: the last chunk stored
+            token_hash BLOB NOT NULL,        -- SHA-256 of the device's random upload token
+            channel TEXT NOT NULL,
+            language TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            receipt_hash BLOB NOT NULL UNIQUE,
+            envelope_sha256 BLOB NOT NULL,
+            envelope BLOB NOT NULL
+        );
+        CREATE INDEX uploads_updated_at ON uploads (updated_at);
+        -- Each attachment as the device declared it: sizes and counts, never content. The
+        -- rows outlive the upload: they belong to the report once it is complete.
+        CREATE TABLE attachments (
+            report_id TEXT NOT NULL,         -- an upload's, then a report's
+            attachment_id TEXT NOT NULL,     -- 32 hex digits, random, from the device
+            position INTEGER NOT NULL,       -- order in the payload's list
+            sealed_size INTEGER NOT NULL,    -- bytes of ciphertext, every chunk together
+            chunks INTEGER NOT NULL,
+            PRIMARY KEY (report_id, attachment_id),
+            UNIQUE (report_id, position)
+        );
+        CREATE TABLE attachment_chunks (
+            id INTEGER PRIMARY KEY,
+            report_id TEXT NOT NULL,
+            attachment_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            data BLOB NOT NULL,              -- AES-256-GCM ciphertext and tag, as sent
+            FOREIGN KEY (report_id, attachment_id)
+                REFERENCES attachments (report_id, attachment_id) ON DELETE CASCADE,
+            UNIQUE (report_id, attachment_id, idx)
+        );
+"""
+
+# Throttling of guesses (intake/throttle.py). No address is stored: a client is a truncated
+# HMAC of its address under a key in `meta` that is replaced, with every row here, each day.
+_MIGRATION_5 = """
+        CREATE TABLE throttle_clients (
+            kind TEXT NOT NULL CHECK (kind IN ('status', 'login')),
+            client BLOB NOT NULL,            -- 8 bytes of HMAC-SHA256(day key, address)
+            failures INTEGER NOT NULL,
+            last_at TEXT NOT NULL,           -- UTC, ISO 8601: the last try counted
+            PRIMARY KEY (kind, client)
+        ) WITHOUT ROWID;
+        -- Failed receipt-code checks of every client: only the time, for the overall limit.
+        CREATE TABLE status_failures (at TEXT NOT NULL);
+        CREATE INDEX status_failures_at ON status_failures (at);
+"""
+
 # Append only: a migration that has shipped is never edited. Each has its own test.
-MIGRATIONS: Sequence[str] = (_MIGRATION_1, _MIGRATION_2)
+MIGRATIONS: Sequence[str] = (
+    _MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5
+)
 
 
 def connect(path: Path, key: bytes) -> Connection:
@@ -154,8 +299,14 @@ def transaction(conn: Connection) -> Iterator[Connection]:
 
     Connections run in autocommit mode (isolation_level=None), so `with conn:` would not
     open a transaction; this does, and takes the write lock at once so that two workers
-    reading then writing the same row cannot interleave.
+    reading then writing the same row cannot interleave. Inside another transaction it
+    joins that one.
     """
+    if conn.in_transaction:
+        # Joined by an outer transaction (an action and its audit entry commit together);
+        # the outer one commits or rolls back for both.
+        yield conn
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -230,9 +381,11 @@ def insert_report(conn: Connection, report: NewReport) -> bool:
 
     Returns True when stored now, False when this very submission (same envelope, same
     receipt code) was stored before: a retry after a lost answer, which changes nothing.
+    A receipt code that another report has does not stop the report (see taken_receipt).
     """
     digest = hashlib.sha256(report.envelope).digest()
     at = _minute(report.received_at)
+    taken = taken_receipt(report.receipt_hash, report.report_id)
     with transaction(conn):
         row = conn.execute(
             "SELECT envelope_sha256, receipt_hash FROM reports WHERE id = ?", (report.report_id,)
@@ -240,28 +393,42 @@ def insert_report(conn: Connection, report: NewReport) -> bool:
         if row is not None:
             if row[0] != digest:
                 raise ReportConflict()
-            if row[1] != report.receipt_hash:
+            if row[1] not in (report.receipt_hash, taken):
                 raise ReplayedEnvelope()
             return False
-        try:
-            conn.execute(
-                "INSERT INTO reports (id, received_at, channel, language, schema_version,"
-                " sealed_by, receipt_hash, envelope_sha256, envelope)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (report.report_id, at, report.channel, report.language, report.schema,
-                 report.sealed_by, report.receipt_hash, digest, report.envelope),
-            )
-        except sqlcipher.IntegrityError as exc:
-            # Only a repeated receipt hash is the client's doing; any other constraint
-            # failing is our bug and must surface as one.
-            if "UNIQUE" not in str(exc):
-                raise
-            raise ReportConflict() from None
+        receipt_hash = report.receipt_hash
+        if conn.execute(
+            "SELECT 1 FROM reports WHERE receipt_hash = ?", (receipt_hash,)
+        ).fetchone() is not None:
+            # Another report has this receipt code. Refusing would tell whoever sent it that
+            # the code exists: a way to guess codes with no limit but the hash. So the
+            # report is stored (it was sent, and is acknowledged) under a lookup key no
+            # code can match; the code goes on finding the first report.
+            receipt_hash = taken
+        conn.execute(
+            "INSERT INTO reports (id, received_at, channel, language, schema_version,"
+            " sealed_by, receipt_hash, envelope_sha256, envelope)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (report.report_id, at, report.channel, report.language, report.schema,
+             report.sealed_by, receipt_hash, digest, report.envelope),
+        )
         conn.execute(
             "INSERT INTO report_events (report_id, at, status) VALUES (?, ?, 'received')",
             (report.report_id, at),
         )
     return True
+
+
+def taken_receipt(receipt_hash: bytes, report_id: str) -> bytes:
+    """The lookup key stored for a report whose receipt code another report already has.
+
+    No argon2id output equals it (it is a SHA-256 of its own label), so no code finds the
+    report; and it is the same each time, so that a retry of the same submission is still
+    recognised as one.
+    """
+    return hashlib.sha256(
+        b"intake-receipt-taken\x00" + receipt_hash + bytes.fromhex(report_id)
+    ).digest()
 
 
 def find_by_receipt(conn: Connection, receipt_hash: bytes) -> StatusView | None:

@@ -48,6 +48,49 @@ SCHEMAS: dict[int, dict[str, object]] = {
         },
         "indexes": {"reports_received_at", "report_events_report"},
     },
+    3: {
+        "tables": {
+            "meta": ["name", "value"],
+            "reports": ["id", "received_at", "channel", "language", "schema_version", "status",
+                        "sealed_by", "receipt_hash", "envelope_sha256", "envelope",
+                        "assignee", "priority", "outcome", "acknowledged_at", "first_update_at",
+                        "due_at", "consent_refer", "consent_share", "consent_statistics"],
+            "report_events": ["id", "report_id", "at", "status"],
+            "focal_points": ["id", "name", "created_at", "enrolment_hash",
+                             "enrolment_expires_at", "public_key", "enrolled_at", "revoked_at"],
+            "users": ["id", "username", "role", "created_at", "setup_hash", "setup_expires_at",
+                      "password_hash", "totp_secret", "totp_last_step", "failed_logins",
+                      "last_failed_at", "disabled_at"],
+            "login_failures": ["at"],
+            "sessions": ["token_hash", "user_id", "created_at", "last_seen_at", "reauth_at"],
+            "audit_log": ["seq", "at", "actor", "action", "report_id", "detail", "mac"],
+            "messages": ["id", "report_id", "at", "author", "body"],
+            "notes": ["id", "report_id", "at", "author", "envelope"],
+            "triage": ["report_id", "updated_at", "fields"],
+            "referrals": ["id", "report_id", "service", "referred_on", "created_at", "author"],
+        },
+        "indexes": {"reports_received_at", "report_events_report", "login_failures_at",
+                    "sessions_user", "reports_list",
+                    "messages_report", "notes_report", "referrals_report"},
+    },
+}
+SCHEMAS[4] = {
+    "tables": {
+        **SCHEMAS[3]["tables"],  # type: ignore[dict-item]
+        "uploads": ["report_id", "updated_at", "token_hash", "channel", "language",
+                    "schema_version", "receipt_hash", "envelope_sha256", "envelope"],
+        "attachments": ["report_id", "attachment_id", "position", "sealed_size", "chunks"],
+        "attachment_chunks": ["id", "report_id", "attachment_id", "idx", "data"],
+    },
+    "indexes": {*SCHEMAS[3]["indexes"], "uploads_updated_at"},  # type: ignore[misc]
+}
+SCHEMAS[5] = {
+    "tables": {
+        **SCHEMAS[4]["tables"],  # type: ignore[dict-item]
+        "throttle_clients": ["kind", "client", "failures", "last_at"],
+        "status_failures": ["at"],
+    },
+    "indexes": {*SCHEMAS[4]["indexes"], "status_failures_at"},  # type: ignore[misc]
 }
 
 
@@ -126,6 +169,72 @@ def test_migration_2_keeps_the_reports_of_version_1(db_path: Path) -> None:
         store.migrate(conn, target=2)
         (kept,) = list(store.envelopes(conn))
         assert (kept.report_id, kept.envelope) == (report.report_id, report.envelope)
+    finally:
+        conn.close()
+
+
+def test_migration_3_keeps_reports_open_with_no_deadline_until_refreshed(
+    db_path: Path,
+) -> None:
+    conn = store.connect(db_path, os.urandom(32))
+    try:
+        store.migrate(conn, target=2)
+        report = _report()
+        store.insert_report(conn, report)
+        store.migrate(conn, target=3)
+        row = conn.execute(
+            "SELECT status, priority, due_at, assignee, consent_refer FROM reports"
+        ).fetchone()
+        assert row == ("received", "normal", "9999", None, None)
+    finally:
+        conn.close()
+
+
+def test_migration_4_keeps_reports_and_adds_no_attachments_to_them(db_path: Path) -> None:
+    conn = store.connect(db_path, os.urandom(32))
+    try:
+        store.migrate(conn, target=3)
+        report = _report()
+        store.insert_report(conn, report)
+        store.migrate(conn, target=4)
+        (kept,) = list(store.envelopes(conn))
+        assert (kept.report_id, kept.envelope) == (report.report_id, report.envelope)
+        for table in ("uploads", "attachments", "attachment_chunks"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0  # noqa: S608  (our own table names)
+        # Chunks belong to a declared attachment and go with it.
+        conn.execute("INSERT INTO attachments VALUES (?, ?, 0, 16, 1)", (report.report_id, "a" * 32))
+        conn.execute("INSERT INTO attachment_chunks (report_id, attachment_id, idx, data)"
+                     " VALUES (?, ?, 0, ?)", (report.report_id, "a" * 32, b"x" * 16))
+        with pytest.raises(sqlcipher.IntegrityError):
+            conn.execute("INSERT INTO attachment_chunks (report_id, attachment_id, idx, data)"
+                         " VALUES (?, ?, 0, ?)", (report.report_id, "b" * 32, b"x" * 16))
+        with pytest.raises(sqlcipher.IntegrityError):
+            conn.execute("INSERT INTO attachment_chunks (report_id, attachment_id, idx, data)"
+                         " VALUES (?, ?, 0, ?)", (report.report_id, "a" * 32, b"y" * 16))
+        conn.execute("DELETE FROM attachments")
+        assert conn.execute("SELECT count(*) FROM attachment_chunks").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def test_migration_5_keeps_reports_and_starts_with_no_throttle_state(db_path: Path) -> None:
+    conn = store.connect(db_path, os.urandom(32))
+    try:
+        store.migrate(conn, target=4)
+        report = _report()
+        store.insert_report(conn, report)
+        conn.execute("INSERT INTO login_failures (at) VALUES ('2025-03-04T05:06:07+00:00')")
+        store.migrate(conn, target=5)
+        assert [item.report_id for item in store.envelopes(conn)] == [report.report_id]
+        assert conn.execute("SELECT count(*) FROM login_failures").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM throttle_clients").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM status_failures").fetchone()[0] == 0
+        # A client row is for one of the two kinds of guess, and one row per client.
+        with pytest.raises(sqlcipher.IntegrityError):
+            conn.execute("INSERT INTO throttle_clients VALUES ('other', x'00', 1, 't')")
+        conn.execute("INSERT INTO throttle_clients VALUES ('status', x'00', 1, 't')")
+        with pytest.raises(sqlcipher.IntegrityError):
+            conn.execute("INSERT INTO throttle_clients VALUES ('status', x'00', 2, 't')")
     finally:
         conn.close()
 
@@ -254,14 +363,22 @@ def test_another_envelope_with_the_same_id_is_a_conflict(conn: store.Connection)
     )
 
 
-def test_the_same_receipt_hash_with_another_id_is_a_conflict(conn: store.Connection) -> None:
+def test_a_receipt_hash_already_taken_stores_the_report_where_no_code_finds_it(conn: store.Connection) -> None:
+    """Refusing it would tell the sender the code exists: an unthrottled way to guess."""
     first = _report()
     store.insert_report(conn, first)
-    _assert_refused(conn, _report(receipt_hash=first.receipt_hash), store.ReportConflict)
-    _assert_refused(
-        conn, _report(receipt_hash=first.receipt_hash, envelope=first.envelope),
-        store.ReportConflict,
-    )
+    second = _report(receipt_hash=first.receipt_hash)
+    assert store.insert_report(conn, second) is True
+    assert _counts(conn) == (2, 2)
+    found = store.find_by_receipt(conn, first.receipt_hash)
+    assert found is not None and found.report_id == first.report_id
+    stored = conn.execute("SELECT receipt_hash FROM reports WHERE id = ?",
+                          (second.report_id,)).fetchone()[0]
+    assert stored == store.taken_receipt(first.receipt_hash, second.report_id)
+    # Its retry is still a retry, and another code for its envelope still a replay.
+    assert store.insert_report(conn, second) is False
+    assert _counts(conn) == (2, 2)
+    _assert_refused(conn, replace(second, receipt_hash=os.urandom(32)), store.ReplayedEnvelope)
 
 
 def test_report_and_event_are_stored_together_or_not_at_all(conn: store.Connection) -> None:

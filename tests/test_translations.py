@@ -89,9 +89,11 @@ def test_i18n_check_finds_what_ci_must_refuse(tmp_path: Path) -> None:
     in_translation = text.index("msgstr", text.index("%(org)s"))
     at = text.index("%(org)s", in_translation)
     text = text[:at] + "%(organisation)s" + text[at + len("%(org)s"):]
+    text = text.replace('msgid "Received"\nmsgstr "Reçu"', 'msgid "Received"\nmsgstr ""')
     po.write_text(text, encoding="utf-8")
     problems = "\n".join(catalogues.check(root))
     assert "fuzzy" in problems and "placeholders differ" in problems
+    assert "untranslated 'Received'" in problems
     catalogues.add("pt", root)
     assert "pt" in catalogues.languages(root)
     assert catalogues.read("pt", root).review == catalogues.UNREVIEWED

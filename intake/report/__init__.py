@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, request, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 
 from intake import i18n
 from intake.config import Config
@@ -24,19 +24,14 @@ def config() -> Config:
     return cfg
 
 
-@bp.url_value_preprocessor
-def _language(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    if values and "lang" in values:
-        lang = values.pop("lang")
-        if lang not in config().languages:
-            abort(404)
-        g.lang = lang
+i18n.language_in_path(bp)
 
 
-@bp.url_defaults
-def _add_language(endpoint: str, values: dict[str, Any]) -> None:
-    if "lang" not in values and current_app.url_map.is_endpoint_expecting(endpoint, "lang"):
-        values["lang"] = i18n.current_language()
+@bp.after_request
+def _remember_language(response: Response) -> Response:
+    if request.method == "GET":
+        i18n.remember_picked(response)
+    return response
 
 
 def is_shell() -> bool:
@@ -65,6 +60,8 @@ def page_data() -> str:
             "receiptKey": cfg.receipt_public_key.text,
             "language": lang,
             "maxText": cfg.limits.max_text_chars,
+            "maxAttachmentBytes": cfg.limits.max_attachment_bytes,
+            "maxAttachments": cfg.limits.max_attachments,
             "submitUrl": url_for("report.submit_api"),
             "enrolUrl": url_for("report.enrol_api"),
             "swUrl": url_for("report.service_worker", v=static_version()),
@@ -78,4 +75,4 @@ def page_data() -> str:
     ).replace("</", "<\\/")
 
 
-from intake.report import api, offline, pages  # noqa: E402,F401  (routes register on import)
+from intake.report import api, media, offline, pages  # noqa: E402,F401  (routes register)

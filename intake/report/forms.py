@@ -156,7 +156,11 @@ class ReportForm(FlaskForm):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.preferred_language.choices = _choices([("", "—"), *languages])
-        self.what.validators = [*self.what.validators, Length(max=max_text)]
+        # WTForms' own message would be English in most of our languages.
+        self.what.validators = [*self.what.validators, Length(max=max_text, message=_l(
+            "This answer is too long: it can have at most %(max)d characters. Please shorten "
+            "it, or send the rest in a second report."
+        ))]
 
 
 TEXT_FIELDS = (

@@ -7,25 +7,23 @@ import os
 from datetime import datetime
 from typing import Any
 
-from flask import Response, redirect, render_template, request, url_for
-from flask_babel import format_date, format_time
+from flask import Response, g, make_response, redirect, render_template, request, url_for
+from flask_babel import format_date, format_time, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
-from intake import crypto, i18n, receipts, reports
-from intake.app import get_db
+from intake import capacity, cases, crypto, i18n, receipts, reports, throttle
+from intake.app import client_address, get_db, get_gate
 from intake.report import bp, config
-from intake.report.api import ERRORS
+from intake.report.api import ERRORS, busy_answer
 from intake.report.forms import ReportForm, payload_from_form
-
-STATUS_NAMES = {
-    "received": _l("Received"),
-}
+from intake.wording import status_name
 
 
 @bp.get("/")
 def root() -> Response:
-    return redirect(url_for("report.form", lang=i18n.best_language()))  # type: ignore[return-value]
+    lang = i18n.remembered_language() or i18n.best_language()
+    return redirect(url_for("report.form", lang=lang))  # type: ignore[return-value]
 
 
 def _new_form(**kwargs: Any) -> ReportForm:
@@ -52,7 +50,7 @@ def _render_form(report_form: ReportForm, error: str | None = None) -> str:
 
 
 @bp.post("/<lang>/")
-def submit_form() -> tuple[str, int] | str:
+def submit_form() -> Response | tuple[str, int] | str:
     """The no-JavaScript path: the server seals the report in memory at once."""
     report_form = _new_form()
     if not report_form.validate():
@@ -64,8 +62,16 @@ def submit_form() -> tuple[str, int] | str:
     try:
         receipt = reports.seal_on_server(
             get_db(), config(), payload=payload_from_form(report_form, lang),
-            language=lang, report_id=report_id,
+            language=lang, report_id=report_id, gate=get_gate(),
         )
+    except capacity.Busy as exc:
+        # Nothing was sealed or stored; the form comes back with all it held and the same
+        # report id, so that sending it again cannot file it twice.
+        page = _render_form(report_form, error=str(_l(
+            "Too many people are sending reports right now, and yours has not been sent "
+            "yet. Everything you wrote is still here: wait a minute, then send it again."
+        )))
+        return Response(page, 503, {"Retry-After": str(exc.retry_after)})
     except reports.Rejected as exc:
         if exc.code in ("replayed_envelope", "report_id_conflict") and report_id:
             return render_template("report/already.html"), 409
@@ -76,27 +82,47 @@ def submit_form() -> tuple[str, int] | str:
 
 
 @bp.route("/<lang>/status", methods=["GET", "POST"])
-def status() -> tuple[str, int] | str:
+def status() -> Response | tuple[str, int] | str:
     if request.method == "GET":
         return render_template("report/status.html", result=None, typed="")
     typed = request.form.get("code", "")[:64]
-    view = reports.find_status(get_db(), config(), typed)
+    try:
+        view = reports.check_status(get_db(), config(), typed, client_address=client_address(),
+                                    gate=get_gate())
+    except throttle.Throttled as exc:
+        # The code was not checked, right or wrong (intake/reports.check_status says why);
+        # it stays in the box for when the wait is over.
+        minutes = -(-exc.retry_after // 60)
+        notice = ngettext(
+            "Too many wrong codes have been tried. Wait %(num)d minute, then try again.",
+            "Too many wrong codes have been tried. Wait %(num)d minutes, then try again.",
+            minutes,
+        )
+        page = render_template("report/status.html", result=None, typed=typed, notice=notice)
+        return Response(page, 429, {"Retry-After": str(exc.retry_after)})
+    except capacity.Busy as exc:
+        page = render_template("report/status.html", result=None, typed=typed,
+                               notice=str(ERRORS["busy"]))
+        return Response(page, 503, {"Retry-After": str(exc.retry_after)})
     if view is None:
         return render_template("report/status.html", result=None, typed=typed, not_found=True), 404
-    events = [{"when": _when(e.at), "status": _status_name(e.status)} for e in view.events]
+    # One timeline of status changes and messages from the organisation, oldest first.
+    timeline = sorted(
+        [(e.at, 0, {"when": _when(e.at), "status": status_name(e.status)}) for e in view.events]
+        + [(m.at, 1, {"when": _when(m.at), "message": m.body})
+           for m in cases.messages(get_db(), view.report_id)],
+        key=lambda item: (item[0], item[1]),
+    )
+    current = view.events[-1].status if view.events else view.status
     return render_template(
         "report/status.html", typed="",
-        result={"status": _status_name(view.status), "events": events},
+        result={"status": status_name(current), "events": [item for _, _, item in timeline]},
     )
 
 
 def _when(moment: datetime) -> str:
     # Date and hour:minute in the instance's time zone; times are stored to the minute.
     return f"{format_date(moment, 'long')}, {format_time(moment, 'short')}"
-
-
-def _status_name(status: str) -> str:
-    return str(STATUS_NAMES.get(status, status))
 
 
 @bp.get("/<lang>/about")
@@ -117,9 +143,13 @@ def offline_page() -> str:
 
 
 @bp.get("/n")
-def neutral() -> str:
-    """Where quick exit goes: a page that names neither the organisation nor the subject."""
-    return render_template("neutral.html")
+def neutral() -> Response:
+    """Where quick exit goes: a page that names neither the organisation nor the subject.
+    It forgets the language picked, for a browser without JavaScript (page.js does it
+    otherwise, offline too)."""
+    response = make_response(render_template("neutral.html"))
+    i18n.forget_picked(response)
+    return response
 
 
 @bp.app_errorhandler(CSRFError)
@@ -135,8 +165,29 @@ def _stale_page(_exc: CSRFError) -> tuple[str, int]:
         return _render_form(report_form, error=message), 400
     if request.endpoint == "report.status":
         typed = request.form.get("code", "")[:64]
-        return render_template("report/status.html", result=None, typed=typed, stale=message), 400
+        return render_template("report/status.html", result=None, typed=typed, notice=message), 400
     return render_template("report/error.html", message=message), 400
+
+
+@bp.app_errorhandler(404)
+def _no_such_page(_exc: Exception) -> tuple[str, int]:
+    """An address with no page, said in the language its path names (or the browser's)."""
+    first = request.path.split("/")[1]
+    if "lang" not in g and first in config().languages:
+        g.lang = first
+    message = str(_l(
+        "This page does not exist. Check the address, or choose one of the pages below."
+    ))
+    return render_template("report/error.html", message=message), 404
+
+
+@bp.app_errorhandler(capacity.Busy)
+def _busy(exc: capacity.Busy) -> Response | tuple[Response, int]:
+    """Any other expensive step that found no slot: 503, nothing done, try again later."""
+    if request.path.startswith("/api/"):
+        return busy_answer(exc)
+    page = render_template("report/error.html", message=str(ERRORS["busy"]))
+    return Response(page, 503, {"Retry-After": str(exc.retry_after)})
 
 
 @bp.app_errorhandler(413)

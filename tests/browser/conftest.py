@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,13 @@ from typing import Any
 import pytest
 
 from intake import instance as instance_mod
-from intake.config import AVAILABLE_LANGUAGES
+from intake.config import AVAILABLE_LANGUAGES, Config
 
 from harness import launch_chromium
+from pseudo_locale import PSEUDO, write_catalogue
 from support import CHEAP_HASH, PASSPHRASE
+
+HERE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,18 @@ class LiveServer:
         )
         return result.stdout
 
+    def cli(self, *args: str) -> str:
+        env = {**os.environ, "INTAKE_INSTANCE": str(self.created.config.instance_dir)}
+        result = subprocess.run(
+            [sys.executable, "-m", "intake", *args],
+            capture_output=True, text=True, timeout=60, check=True, env=env,
+        )
+        return result.stdout
+
+    def user_add(self, name: str, role: str) -> str:
+        """Add a console account with the CLI; returns its one-time set-up code."""
+        return self.cli("user", "add", name, "--role", role).strip().splitlines()[-1].strip()
+
     def focal_add(self, name: str) -> tuple[str, str]:
         """Register a focal point with the CLI: (its id, its one-time enrolment code)."""
         env = {**os.environ, "INTAKE_INSTANCE": str(self.created.config.instance_dir)}
@@ -61,6 +78,27 @@ def _free_port() -> int:
         return port
 
 
+@contextmanager
+def _serving(command: list[str], env: dict[str, str], log: Path, port: int) -> Iterator[str]:
+    """Run a server process until the block ends; yields its URL once it accepts connections."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the server did not start:\n" + log.read_text()) from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     root = tmp_path / "server"
@@ -73,25 +111,41 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     log = root / "server.log"
     # TMPDIR points inside `root`, so any temporary file the server makes is searched too.
     env = {**os.environ, "TMPDIR": str(root / "tmp"), "INTAKE_INSTANCE": str(created.config.instance_dir)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "intake", "serve", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("intake serve did not start:\n" + log.read_text()) from None
-                time.sleep(0.1)
-        yield LiveServer(f"http://127.0.0.1:{port}", created, root, log)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    command = [sys.executable, "-m", "intake", "serve", "--port", str(port)]
+    with _serving(command, env, log, port) as url:
+        yield LiveServer(url, created, root, log)
+
+
+@dataclass(frozen=True)
+class SharedServer:
+    url: str
+    config: Config
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServer]:
+    """One server for the whole session: every language, plus the pseudo-locale
+    (tests/pseudo_locale.py), which only a Config built by a test can enable.
+
+    For tests that read pages, or that add reports and find them again by their own receipt
+    code. A test that counts or decrypts every stored report, or searches what the server
+    wrote, needs its own `live_server`.
+    """
+    base = tmp_path_factory.mktemp("shared")
+    created = instance_mod.create(
+        base / "instance", key_out=base / "organisation.key", passphrase=PASSPHRASE,
+        hash_params=CHEAP_HASH, secure_cookies=False, languages=AVAILABLE_LANGUAGES,
+    )
+    write_catalogue(base / "pseudo")
+    config = dataclasses.replace(
+        created.config, languages=(*AVAILABLE_LANGUAGES, PSEUDO),
+        extra_translations=(base / "pseudo",),
+    )
+    port = _free_port()
+    command = [sys.executable, str(HERE / "serve_pseudo.py"), str(config.instance_dir),
+               str(base / "pseudo"), PSEUDO, str(port)]
+    with _serving(command, {**os.environ}, base / "server.log", port) as url:
+        yield SharedServer(url, config)
 
 
 @pytest.fixture(scope="session")

@@ -167,3 +167,14 @@ class OfflineStatusPage(StatusPage):
         note.wait_for(state="visible", timeout=10_000)
         text: str = note.inner_text()
         return text
+
+
+class LanguagePicker:
+    """The language links at the top of every page."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+
+    def pick(self, lang: str) -> None:
+        self.page.click(f"nav.langs a[hreflang='{lang}']")
+        self.page.wait_for_url(f"**/{lang}/**")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from babel.dates import format_date
 
 from intake import receipts
 from intake.config import AVAILABLE_LANGUAGES
@@ -43,6 +45,8 @@ def test_report_sealed_in_the_browser(live_server: Any, context: Any, lang: str)
     page.on("request", lambda r: posted.append(r.post_data_buffer or b"") if r.method == "POST" else None)
     report = ReportPage(page, live_server.url, lang).open()
     assert page.get_attribute("html", "dir") == ("rtl" if lang == "ar" else "ltr")
+    # The instance shows times in UTC (its default time zone); the day may turn meanwhile.
+    days = {format_date(datetime.now(UTC), "long", locale=lang)}
     history_before = page.evaluate("history.length")
     report.fill(f"{marker} — ما حدث", place="Bria", perpetrator_nationality="unknown-xyz")
     report.choose("reporter-1").choose("consent_statistics-1").choose("help-0")
@@ -62,6 +66,11 @@ def test_report_sealed_in_the_browser(live_server: Any, context: Any, lang: str)
     status = StatusPage(page, live_server.url, lang)
     status.check(shown)
     assert status.result_title() == _received_title(lang)
+    # The date on the timeline is written in the page's language too (Latin digits in
+    # Arabic, as Babel writes them: README, Languages).
+    days.add(format_date(datetime.now(UTC), "long", locale=lang))
+    when = page.locator(".timeline .when").inner_text()
+    assert any(when.startswith(day) for day in days), when
 
     _assert_marker_absent(live_server, marker)
     (document,) = _decrypted(live_server)
@@ -110,7 +119,7 @@ def test_empty_report_keeps_the_page_and_says_what_is_needed(live_server: Any, c
     report = ReportPage(page, live_server.url, "en").open()
     page.fill("#place", "kept-place")
     report.send()
-    assert page.locator("#form-status").inner_text() == translate("en", "Please tell us what happened. It is the only question you must answer.")
+    assert page.locator("#form-status").inner_text() == translate("en", "Please tell us what happened: write it, or record a voice note. It is the only thing you must give us.")
     assert report.field_value("place") == "kept-place"
 
 

@@ -3,7 +3,7 @@
 // and 9). The tablet's signing key is made here, non-extractable, and never leaves it.
 
 import { toBase64url } from './bytes.js';
-import { pageData, t, say, show } from './page.js';
+import { jsonHeaders, pageData, t, say, show } from './page.js';
 import * as queue from './queue.js';
 
 var $ = function (id) { return document.getElementById(id); };
@@ -20,7 +20,7 @@ async function enrol(code) {
     { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
   var publicKey = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
   var response = await fetch(pageData().enrolUrl, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    method: 'POST', headers: jsonHeaders(),
     body: JSON.stringify({ enrolment_code: code, public_key: toBase64url(publicKey) }),
     credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer'
   });

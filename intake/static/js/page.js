@@ -22,6 +22,13 @@ export function t(key, params) {
   });
 }
 
+// Headers of every JSON request to the instance. Accept-Language names the page's language,
+// not the browser's: a refusal that the server explains is shown on this page, in the
+// language the person chose.
+export function jsonHeaders() {
+  return { 'Content-Type': 'application/json', 'Accept-Language': pageData().language };
+}
+
 // Shows a message in a live region and moves focus there, so screen readers announce it.
 export function say(element, text, focus) {
   element.textContent = text;
@@ -43,6 +50,10 @@ function quickExit(event) {
   var codes = document.querySelectorAll('#receipt-code, .code');
   for (i = 0; i < codes.length; i++) codes[i].textContent = '';
   if (window.speechSynthesis) speechSynthesis.cancel();
+  // Forget the language picked (intake/security.py): here, because offline the neutral
+  // page comes from the service worker's copy and the server cannot do it.
+  document.cookie = 'lang=; Max-Age=0; Path=/; SameSite=Lax' +
+    (location.protocol === 'https:' ? '; Secure' : '');
   document.documentElement.classList.add('leaving');
   var target = '/n';
   try { target = pageData().exitUrl || target; } catch (e) { /* no page data: keep /n */ }

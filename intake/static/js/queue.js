@@ -1,21 +1,33 @@
-// The offline queue and what else this device keeps in IndexedDB (database "intake", v1):
+// The offline queue and what else this device keeps in IndexedDB (database "intake", v2):
 //   queue  {id: report id hex, body: the submission's JSON text, state: "waiting"|"refused",
-//          error?: the server's code}. The body holds only the envelope, the sealed receipt
-//          and, on a focal point's tablet, its id and signature: ciphertext and a signature,
-//          never the report or its receipt code (SECURITY.md, Formats 6 to 9).
+//          error?: the server's code, bytes?: size of its attachments' chunks}. The body
+//          holds only the envelope, the sealed receipt and, on a focal point's tablet, its
+//          id and signature: ciphertext and a signature, never the report or its receipt
+//          code (SECURITY.md, Formats 6 to 9). With attachments it also holds the upload's
+//          random token and each attachment's id, size and chunk count (Formats 14).
+//   chunks {id: report id hex, a: attachment number, i: chunk number, data: ciphertext}:
+//          the attachments' encrypted chunks (Formats 13), never a byte of plaintext.
 //   pins   {id: key id hex}: the organisation keys this device first sealed to.
 //   focal  {id, name, privateKey}: a focal point's identity; the ECDSA key is
 //          non-extractable and is stored as a CryptoKey, so no script can read it out.
 // sw.js opens the same database with the same schema to send the queue in the background.
 import { concat, toBase64url, utf8 } from './bytes.js';
-import { pageData, t, show } from './page.js';
+import { jsonHeaders, pageData, t, show } from './page.js';
 
 var NAME = 'intake';
-var VERSION = 1;
+var VERSION = 2; // 2 added the chunks store; sw.js opens it with the same schema
 var FOCAL_LABEL = utf8('intake-focal-v1');
 var connection = null;
 var running = null;
 var next = null;
+// While this page is open it tries again by itself after a failed flush: when the server
+// said how long to wait (503 busy, 429), after that long; otherwise after a delay that
+// doubles from FIRST_RETRY. Jitter spreads many phones coming back at once.
+var FIRST_RETRY = 15;
+var MAX_RETRY = 300;
+var backoff = 0;
+var retryTimer = null;
+var retryWith = null;
 
 function open() {
   if (!connection) {
@@ -26,6 +38,9 @@ function open() {
         ['queue', 'pins', 'focal'].forEach(function (store) {
           if (!db.objectStoreNames.contains(store)) db.createObjectStore(store, { keyPath: 'id' });
         });
+        if (!db.objectStoreNames.contains('chunks')) {
+          db.createObjectStore('chunks', { keyPath: ['id', 'a', 'i'] });
+        }
       };
       request.onsuccess = function () {
         var db = request.result;
@@ -41,12 +56,12 @@ function open() {
 // Runs `work(store)` in one transaction and resolves, once it has committed, with the
 // result of the last request `work` returned. "strict" asks the browser to flush to disk
 // before saying so, where it supports the option; the others ignore it.
-function transaction(store, mode, work) {
+export function transaction(store, mode, work) {
   return open().then(function (db) {
     return new Promise(function (resolve, reject) {
       var tx = db.transaction(store, mode, { durability: 'strict' });
       var result;
-      var request = work(tx.objectStore(store));
+      var request = work(Array.isArray(store) ? tx : tx.objectStore(store));
       if (request) request.onsuccess = function () { result = request.result; };
       tx.oncomplete = function () { resolve(result); };
       tx.onerror = tx.onabort = function () { reject(tx.error || new Error('IndexedDB failed')); };
@@ -58,7 +73,12 @@ function all(store) {
   return transaction(store, 'readonly', function (s) { return s.getAll(); });
 }
 
-export function enqueue(id, body) {
+// A report with attachments (`attachments`: each one's encrypted chunks) is kept by
+// chunks.js, loaded only then, so that a first visit does not pay for it.
+export function enqueue(id, body, attachments) {
+  if (attachments) {
+    return import('./chunks.js').then(function (m) { return m.enqueue(id, body, attachments); });
+  }
   return transaction('queue', 'readwrite', function (s) {
     return s.add({ id: id, body: body, state: 'waiting' });
   });
@@ -99,13 +119,14 @@ function post(url, item) {
   var abort = window.AbortController ? new AbortController() : null;
   var timer = abort && setTimeout(function () { abort.abort(); }, UPLOAD_TIMEOUT);
   return fetch(url, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: item.body,
+    method: 'POST', headers: jsonHeaders(), body: item.body,
     credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer', redirect: 'error',
     signal: abort ? abort.signal : undefined
   }).then(function (response) {
     return response.json().catch(function () { return {}; }).then(function (answer) {
       clearTimeout(timer);
-      return { kind: outcome(response, answer, item.id), answer: answer };
+      return { kind: outcome(response, answer, item.id), answer: answer,
+        retryAfter: parseInt(response.headers.get('Retry-After'), 10) };
     });
   }, function (error) {
     clearTimeout(timer);
@@ -120,16 +141,18 @@ async function flushOnce(url) {
     var item = items[i];
     var done;
     try {
-      done = await post(url, item);
+      done = item.bytes ? await (await import('./chunks.js')).deliver(item) : await post(url, item);
     } catch (e) {
       done = { kind: 'retry' };
     }
     if (done.kind === 'retry') {
       result.stopped = true; // no network, or the server is struggling: later, not harder
+      result.retryAfter = done.retryAfter;
       break;
     }
     if (done.kind === 'sent') {
-      await transaction('queue', 'readwrite', function (s) { return s.delete(item.id); });
+      if (item.bytes) await (await import('./chunks.js')).forget(item.id);
+      else await transaction('queue', 'readwrite', function (s) { return s.delete(item.id); });
       result.sent.push(item.id);
     } else {
       // Never deleted: a refused report stays, marked, until someone exports it.
@@ -152,7 +175,12 @@ export function flush() {
   if (!running) {
     running = flushOnce(url).then(function (result) {
       running = null;
-      if (result.stopped) requestSync();
+      if (result.stopped) {
+        requestSync();
+        retryLater(result.retryAfter);
+      } else {
+        backoff = 0;
+      }
       return result;
     }, function (error) {
       running = null;
@@ -167,6 +195,19 @@ export function flush() {
     });
   }
   return next;
+}
+
+// Nothing waits unseen: a queue stopped by a busy server (503 with Retry-After) or a
+// failed connection is sent again from this page, without anyone pressing anything.
+// Offline, the 'online' event does it instead (attachControl).
+function retryLater(retryAfter) {
+  if (retryTimer || navigator.onLine === false) return;
+  backoff = Math.min(backoff ? backoff * 2 : FIRST_RETRY, MAX_RETRY);
+  var seconds = retryAfter > 0 ? Math.min(retryAfter, MAX_RETRY) : backoff;
+  retryTimer = setTimeout(function () {
+    retryTimer = null;
+    Promise.resolve((retryWith || flush)()).catch(function () {});
+  }, seconds * 1000 * (1 + Math.random() / 2));
 }
 
 // Background Sync, where the browser has it, sends the queue even after the page is closed.
@@ -203,6 +244,7 @@ export function attachControl(after) {
   }
   if (button) button.addEventListener('click', sendNow);
   window.addEventListener('online', sendNow);
+  retryWith = sendNow; // a retry also updates what the page shows
   return sendNow;
 }
 
@@ -212,10 +254,13 @@ export function attachControl(after) {
 // recognises a report that arrived by file as already there.
 export async function exportFile() {
   var items = await all('queue');
-  var file = JSON.stringify({
-    format: 'intake-queue', version: 1,
-    items: items.map(function (item) { return JSON.parse(item.body); })
-  });
+  var bodies = [];
+  for (var n = 0; n < items.length; n++) {
+    var body = JSON.parse(items[n].body);
+    if (items[n].bytes) body.chunks = await (await import('./chunks.js')).texts(items[n].id);
+    bodies.push(body);
+  }
+  var file = JSON.stringify({ format: 'intake-queue', version: 1, items: bodies });
   var link = document.createElement('a');
   link.href = URL.createObjectURL(new Blob([file], { type: 'application/json' }));
   link.download = 'intake-queue.json';
