@@ -39,6 +39,8 @@ ACCESS: dict[str, frozenset[str]] = {
 class Person:
     """A logged-in test client for one account."""
 
+    last_secret: bytes = b""
+
     def __init__(self, app: Flask, conn: store.Connection, username: str, role: str) -> None:
         config = app.config["INTAKE"]
         _, code = accounts.add(conn, config.audit_key, username=username, role=role,
@@ -52,6 +54,7 @@ class Person:
                               now=earlier)
         self.client: FlaskClient = app.test_client()
         self.username, self.secret = username, secret
+        Person.last_secret = secret
         page = self.client.get("/en/console/login").text
         self.token = csrf_token(page)
         answer = self.client.post("/en/console/login", data={
@@ -271,3 +274,20 @@ def test_status_page_shows_messages_inert(
                                            "code": receipts.display(receipt.receipt_code)}).text
     assert "Being reviewed" in page and "&lt;script&gt;alert(1)&lt;/script&gt; we read it" in page
     assert "<script>alert(1)" not in page
+
+
+@pytest.mark.parametrize("target", [
+    "/%09/evil.example/console/", "/\t/evil.example/console/", "//evil.example/console/",
+    "/\\evil.example/console/", "https://evil.example/console/", "/en/console/\nx",
+])
+def test_login_never_sends_an_officer_to_another_site(
+    app: Flask, conn: store.Connection, target: str
+) -> None:
+    Person(app, conn, "olga", "officer")
+    client = app.test_client()
+    token = csrf_token(client.get("/en/console/login").text)
+    answer = client.post("/en/console/login", data={
+        "csrf_token": token, "username": "olga", "password": PASSWORD, "next": target,
+        "code": crypto.totp_code(Person.last_secret, at=time.time() + 30)})
+    assert answer.status_code == 302
+    assert answer.headers["Location"].endswith("/en/console/cases")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -79,10 +80,14 @@ def _safe_next(target: str | None) -> str | None:
     if not target:
         return None
     path = target.split("#", 1)[0]
-    marker = "/console/"
-    if not path.startswith("/") or path.startswith("//") or "\\" in path or marker not in path:
+    # Ordinary path and query characters only: browsers drop tabs and newlines, so
+    # "/%09/evil.example" or "/\t/evil.example" would otherwise become "//evil.example".
+    if not _PATH.fullmatch(path) or path.startswith("//") or "/console/" not in path:
         return None
     return path
+
+
+_PATH = re.compile(r"/[A-Za-z0-9/_.=&?-]*")
 
 
 @bp.route("/", methods=["GET"])
