@@ -89,6 +89,22 @@ class Caddy:
         return f"https://{LAN_NAME}:{self.https_port}"
 
 
+def _wait_for_certificate(port: int, root_cert: Path, proc: subprocess.Popen[bytes], log: Path,
+                          timeout: float = 30) -> None:
+    tls = ssl.create_default_context(cafile=str(root_cert))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                tls.wrap_socket(raw, server_hostname=LAN_NAME).close()
+            return
+        except (OSError, ssl.SSLError) as error:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"caddy served no valid certificate ({error}):\n"
+                                   + log.read_text()) from None
+            time.sleep(0.1)
+
+
 @contextmanager
 def caddy_lan(root: Path, upstream: int) -> Iterator[Caddy]:
     """deploy/Caddyfile.lan in front of 127.0.0.1:`upstream`, with Caddy's data under root."""
@@ -114,6 +130,9 @@ def caddy_lan(root: Path, upstream: int) -> Iterator[Caddy]:
             if time.monotonic() > deadline:
                 raise RuntimeError("caddy made no root certificate:\n" + log.read_text())
             time.sleep(0.05)
+        # The root exists before the site's own certificate is issued; until it is, Caddy
+        # answers a handshake with an "internal error" alert. Wait for a whole handshake.
+        _wait_for_certificate(https_port, root_cert, proc, log)
         # What README.md has the administrator do: publish the root for the tablets.
         shutil.copy(root_cert, ca_dir / "intake-root.crt")
         yield Caddy(https_port, http_port, root_cert, ca_dir, log, root / "data")
