@@ -25,16 +25,59 @@ CSP = "; ".join(
     )
 )
 
+# Powerful browser features, each denied to every page (`()` lets no origin use it, not even
+# ours): the pages need none of them, and a script injected into a page must not get them
+# either. Only features Chromium recognises are listed, so no page logs a policy warning.
+PERMISSIONS: dict[str, str] = {
+    name: "()"
+    for name in (
+        "accelerometer", "browsing-topics", "camera", "display-capture",
+        "geolocation", "gyroscope", "hid", "idle-detection", "magnetometer", "microphone",
+        "midi", "payment", "serial", "usb", "xr-spatial-tracking",
+    )
+}
+
+# Exceptions, page by page (Flask endpoint -> feature -> allowlist): a page may get a
+# feature only for what its own script does there, and only from this origin (`(self)`).
+# Empty for now; a page that records speech would say `"report.form": {"microphone":
+# "(self)"}`, and every other page would still deny the microphone.
+PERMISSION_EXCEPTIONS: dict[str, dict[str, str]] = {}
+
+# Two years, the figure browsers' preload lists ask for. Not `includeSubDomains`: the instance
+# may live under an organisation's domain whose other hosts it must not force onto HTTPS.
+HSTS = "max-age=63072000"
+
 HEADERS = {
     "Content-Security-Policy": CSP,
     # Leaving the site must not tell the next site where the person came from.
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
+    # The CSP's frame-ancestors, for the older browsers of cheap phones that know only this.
+    "X-Frame-Options": "DENY",
+    # No other site's window keeps a handle on ours, and no other site may embed our files.
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
-    # The pages need none of these; a compromised script should not get them either.
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+
+
+def permissions_policy(endpoint: str | None) -> str:
+    """The Permissions-Policy of one page: everything denied, but for its own exceptions."""
+    features = {**PERMISSIONS, **PERMISSION_EXCEPTIONS.get(endpoint or "", {})}
+    return ", ".join(f"{name}={allow}" for name, allow in sorted(features.items()))
+
+
+def sends_hsts(*, secure_cookies: bool) -> bool:
+    """HSTS on a request that came over TLS, and on every request of an instance that is
+    served over HTTPS.
+
+    Behind a TLS-terminating proxy (the deployment we document) the proxy talks plain HTTP
+    to `intake serve`, so `request.is_secure` is false there. `secure_cookies = true` already
+    says that the instance is reached over HTTPS only (its cookies are never sent over HTTP),
+    so it is the switch for HSTS too: no second setting to forget. Browsers ignore the header
+    on a response that did not come over HTTPS (RFC 6797, 8.1), so sending it is harmless
+    when something reaches the instance over plain HTTP on its own network.
+    """
+    return request.is_secure or secure_cookies
 
 
 def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
@@ -63,6 +106,9 @@ def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
     def _headers(response: Response) -> Response:
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
+        response.headers["Permissions-Policy"] = permissions_policy(request.endpoint)
+        if sends_hsts(secure_cookies=secure_cookies):
+            response.headers["Strict-Transport-Security"] = HSTS
         if request.endpoint != "static":
             # Pages may carry a receipt code, a status or a CSRF token: keep them out of
             # every cache, including the back-forward cache of a shared phone.
