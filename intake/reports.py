@@ -86,7 +86,7 @@ def parse_submission(body: object) -> Submission:
     """Decode a JSON body's members; any wrong type or encoding is Rejected("bad_request")."""
     if not isinstance(body, dict):
         raise Rejected("bad_request")
-    text = {k: v for k, v in body.items() if isinstance(v, str)}
+    text = {k: v for k, v in body.items() if isinstance(v, str) and _is_unicode(v)}
     if set(text) != set(body) or "envelope" not in text:
         raise Rejected("bad_request")
     if ("receipt_code" in text) == ("sealed_receipt" in text):
@@ -106,6 +106,16 @@ def parse_submission(body: object) -> Submission:
         envelope=envelope, receipt_code=text.get("receipt_code"), sealed_receipt=sealed,
         language=text.get("language"), focal_point=text.get("focal_point"), signature=signature,
     )
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a string with a lone surrogate, which JSON can carry (`"\\ud800"`) but no
+    UTF-8 can: SQLite and every encoder refuse it with an error the caller did not expect."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def accept(
