@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g
 
-from intake import cases, i18n, security, store
+from intake import cases, i18n, retention, security, store
 from intake.config import Config
+from intake.reports import utcnow
 
 
 def create_app(config: Config) -> Flask:
@@ -61,5 +62,8 @@ def _check_store(config: Config) -> None:
     try:
         # Service levels may have changed in config.toml since the last start.
         cases.refresh_due(conn, config.service_levels)
+        # Closed cases past their time go now, not only at the next daily `intake purge`:
+        # a server that was down when the timer ran must not serve them.
+        retention.purge(conn, config, now=utcnow())
     finally:
         conn.close()

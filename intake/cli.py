@@ -27,6 +27,7 @@ from intake import (
     focal,
     rekey,
     reports,
+    retention,
     store,
 )
 from intake import instance as instance_mod
@@ -359,6 +360,29 @@ def import_queue(obj: Ctx, queue_file: Path) -> None:
         click.echo(f"  item {index + 1}: refused ({code})", err=True)
     if result.refused:
         raise SystemExit(1)
+
+
+@main.command("purge")
+@click.option("--dry-run", is_flag=True, help="List the cases that are due; delete nothing.")
+@click.pass_obj
+def purge_command(obj: Ctx, dry_run: bool) -> None:
+    """Delete closed cases older than retention.closed_days (run it daily)."""
+    with obj.database() as (config, conn):
+        now = reports.utcnow()
+        if dry_run:
+            found = retention.due(conn, config, now=now)
+            for report_id, closed_at in found:
+                click.echo(f"{report_id}  closed {closed_at:%Y-%m-%d %H:%M} UTC")
+            click.echo(f"{len(found)} closed case(s) are due for deletion (closed more than "
+                       f"{config.retention.closed_days} days ago); nothing was deleted.")
+            return
+        purged = retention.purge(conn, config, now=now)
+    for item in purged:
+        rows = ", ".join(f"{n} {table}" for table, n in item.rows.items() if n)
+        click.echo(f"{item.report_id}  closed {item.closed_at:%Y-%m-%d %H:%M} UTC: deleted"
+                   f"{' with ' + rows if rows else ''}")
+    click.echo(f"{len(purged)} closed case(s) deleted (closed more than "
+               f"{config.retention.closed_days} days ago); each deletion is in the audit log.")
 
 
 @main.group("i18n")

@@ -97,6 +97,22 @@ class Console:
 
 
 @dataclass(frozen=True)
+class Retention:
+    # A year after closing: long enough for a complainant to read the outcome and the last
+    # messages on the status page (they may check rarely, and only when it is safe), for a
+    # case to be reopened on appeal or new information, and for the yearly figures and
+    # reports to partners that count it; short enough that a seized server, copy or backup
+    # holds no case that is over and done with for long. An organisation with a legal duty
+    # to keep case files longer (paternity and child support claims can take years) sets
+    # its own.
+    closed_days: int = 365
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.closed_days, int) or self.closed_days < 1:
+            raise ValueError("retention.closed_days is a whole number of days, at least 1")
+
+
+@dataclass(frozen=True)
 class Limits:
     # A 2,000-word report is about 12 KiB of JSON; 256 KiB leaves room for long ones while
     # bounding what one request can make the server hold in memory.
@@ -122,6 +138,7 @@ class Config:
     receipt_hash: HashParams = HashParams()
     password_hash: HashParams = HashParams()
     console: Console = Console()
+    retention: Retention = Retention()
     # Off only for a demo or test served over plain http on 127.0.0.1.
     secure_cookies: bool = True
     timezone: str = "UTC"
@@ -207,6 +224,7 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         receipt_hash=HashParams(**raw.get("receipt_hash", {})),
         password_hash=HashParams(**raw.get("password_hash", {})),
         console=_console(raw.get("console", {})),
+        retention=Retention(**raw.get("retention", {})),
         secure_cookies=bool(raw.get("secure_cookies", True)),
         timezone=_timezone(str(raw.get("timezone", "UTC"))),
         focal_idle_minutes=int(raw.get("focal_idle_minutes", 5)),
