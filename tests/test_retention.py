@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from intake import audit, cases, create_app, retention, store, triage
 from intake.cli import main
-from intake.config import ConfigError, Config, Retention, load
+from intake.config import Config, ConfigError, Retention, load
 from intake.instance import Created
 
 from support import T0, enrol, file_report, seal_note

@@ -1,0 +1,115 @@
+"""Property tests for the officer console's JSON bodies (consent.json and notes.json), as a
+logged-in officer would send them with a CSRF token: never a 5xx, and nothing stored unless
+the answer says so (tests/fuzz.py says how targets are built and run)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
+
+from intake import crypto
+
+from fuzz import ANY_TEXT, JSON_VALUES, MATERIAL, Harness, Target, b64, faults, mutated, run
+from support import seal_note
+
+
+@st.composite
+def case_paths(draw: st.DrawFn, wrong: frozenset[str]) -> str | None:
+    """None for the harness's own case, else another case id or something that is not one."""
+    if "case" not in wrong:
+        return None
+    return draw(st.sampled_from(("0" * 32, "g" * 32, "AB" * 16, "x")) |
+                st.text("0123456789abcdef", min_size=31, max_size=33))
+
+
+@st.composite
+def consent_bodies(draw: st.DrawFn) -> tuple[str | None, bool, bytes]:
+    """(case, send the CSRF token, body): the three answers as booleans, with a few faults."""
+    wrong = draw(faults("value", "missing", "member", "raw", "case", "token"))
+    body: dict[str, Any] = {name: draw(st.booleans()) for name in ("refer", "share",
+                                                                   "statistics")}
+    if "value" in wrong:
+        body[draw(st.sampled_from(sorted(body)))] = draw(
+            st.sampled_from((0, 1, "true", None, [], {})) | JSON_VALUES)
+    if "missing" in wrong:
+        del body[draw(st.sampled_from(sorted(body)))]
+    if "member" in wrong:
+        body[draw(ANY_TEXT)] = draw(JSON_VALUES)
+    raw = draw(st.binary(max_size=64) | JSON_VALUES.map(json.dumps).map(str.encode)) \
+        if "raw" in wrong else json.dumps(body).encode()
+    return draw(case_paths(wrong)), "token" not in wrong, raw
+
+
+def _post(h: Harness, endpoint: str, case: str | None, token: bool, raw: bytes) -> Any:
+    path = f"/en/console/cases/{case or h.case_id}/{endpoint}"
+    headers = {"X-CSRFToken": h.officer_token} if token else {}
+    return h.officer.post(path, data=raw, content_type="application/json", headers=headers)
+
+
+def check_consent(h: Harness, example: tuple[str | None, bool, bytes]) -> None:
+    case, token, raw = example
+    before, entries = h.fingerprint(), h.count("audit_log")
+    answer = _post(h, "consent.json", case, token, raw)
+    assert answer.status_code in {200, 400, 404}, answer.status_code
+    if answer.status_code == 200:
+        assert answer.get_json() == {"ok": True}
+        assert h.count("audit_log") == entries + 1
+        body = json.loads(raw)
+        stored = h.conn.execute(
+            "SELECT consent_refer, consent_share, consent_statistics FROM reports WHERE id = ?",
+            (case or h.case_id,)).fetchone()
+        assert stored == tuple(int(body[n]) for n in ("refer", "share", "statistics"))
+    else:
+        assert h.fingerprint() == before
+
+
+@st.composite
+def notes(draw: st.DrawFn) -> tuple[str | None, bool, frozenset[str], str, Any]:
+    wrong = draw(faults("note", "b64", "member", "raw", "case", "token", "bound"))
+    text = draw(st.text(st.characters(exclude_categories=("Cs",)), max_size=30))
+    # How to spoil the note, drawn now and applied to the note the check seals.
+    spoil = draw(st.data()) if wrong & {"note", "b64", "member", "raw"} else None
+    return draw(case_paths(wrong)), "token" not in wrong, wrong, text, spoil
+
+
+def check_note(h: Harness, example: tuple[str | None, bool, frozenset[str], str, Any]) -> None:
+    case, token, wrong, text, spoil = example
+    bound = "0" * 32 if "bound" in wrong else h.case_id
+    sealed = seal_note(text, [MATERIAL.org.public_key], bound)
+    body: Any = {"envelope": crypto.b64encode(sealed)}
+    if "note" in wrong:
+        body["envelope"] = crypto.b64encode(spoil.draw(mutated(sealed)))
+    if "b64" in wrong:
+        body["envelope"] = spoil.draw(b64(sealed))
+    if "member" in wrong:
+        body[spoil.draw(st.sampled_from(("envelope", "note")) | ANY_TEXT)] = spoil.draw(
+            JSON_VALUES)
+    raw = json.dumps(body).encode()
+    if "raw" in wrong:
+        raw = spoil.draw(st.binary(max_size=64) | JSON_VALUES.map(json.dumps).map(str.encode))
+    before, count, entries = h.fingerprint(), h.count("notes"), h.count("audit_log")
+    answer = _post(h, "notes.json", case, token, raw)
+    assert answer.status_code in {201, 400, 404}, answer.status_code
+    if answer.status_code == 201:
+        assert h.count("notes") == count + 1 and h.count("audit_log") == entries + 1
+        stored = h.conn.execute("SELECT report_id FROM notes WHERE id = ?",
+                                (answer.get_json()["id"],)).fetchone()
+        assert stored == (case or h.case_id,)
+        # The server cannot check the AEAD, but the header it checked binds the note here.
+        assert crypto.b64decode(json.loads(raw)["envelope"])[8:24].hex() == stored[0]
+    else:
+        assert h.fingerprint() == before
+
+
+TARGETS = (
+    Target("console consent.json", consent_bodies(), check_consent),
+    Target("console notes.json", notes(), check_note),
+)
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=[t.name for t in TARGETS])
+def test_property(target: Target, fuzz_harness: Harness) -> None:
+    run(target, fuzz_harness)
