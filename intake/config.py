@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -97,6 +98,22 @@ class Console:
 
 
 @dataclass(frozen=True)
+class RetiredKey:
+    """An organisation key that new reports are no longer sealed to (`intake key retire`).
+
+    Reports already sealed to it, waiting on offline devices or in exported queue files, are
+    still accepted until the end of `accept_until` (a UTC date); its key file still reads
+    every report sealed to it, for good.
+    """
+
+    public_key: PublicKey
+    accept_until: date
+
+    def accepting(self, now: datetime) -> bool:
+        return now.astimezone(UTC).date() <= self.accept_until
+
+
+@dataclass(frozen=True)
 class Retention:
     # A year after closing: long enough for a complainant to read the outcome and the last
     # messages on the status page (they may check rarely, and only when it is safe), for a
@@ -131,7 +148,7 @@ class Config:
     organisation: str
     languages: tuple[str, ...]
     contact: LocalText
-    recipients: tuple[PublicKey, ...]
+    recipients: tuple[PublicKey, ...]  # the keys in use: new reports are sealed to them
     referrals: tuple[Referral, ...] = ()
     service_levels: ServiceLevels = ServiceLevels()
     limits: Limits = Limits()
@@ -139,6 +156,7 @@ class Config:
     password_hash: HashParams = HashParams()
     console: Console = Console()
     retention: Retention = Retention()
+    retired_keys: tuple[RetiredKey, ...] = ()
     # Off only for a demo or test served over plain http on 127.0.0.1.
     secure_cookies: bool = True
     timezone: str = "UTC"
@@ -161,6 +179,20 @@ class Config:
         if self.receipt_key is None:
             raise ConfigError("This instance has no receipt key (receipt.key).")
         return self.receipt_key.public_key
+
+    def accepts_recipients(self, key_ids: Iterable[bytes], now: datetime) -> bool:
+        """Whether an envelope sealed to these keys may be stored.
+
+        Every key must be one this instance lists, in use or retired, so that no report is
+        stored sealed to a stranger's key; and at least one must be in use, or retired but
+        still accepted, so that a report sealed only to a key given up long ago is refused
+        while the device still holds it, rather than stored where no one may read it.
+        """
+        ids = set(key_ids)
+        in_use = {key.key_id for key in self.recipients}
+        retired = {r.public_key.key_id: r for r in self.retired_keys}
+        return bool(ids) and ids <= in_use | set(retired) and any(
+            key_id in in_use or retired[key_id].accepting(now) for key_id in ids)
 
     @property
     def db_path(self) -> Path:
@@ -205,9 +237,7 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
     unknown = [lang for lang in languages if lang not in AVAILABLE_LANGUAGES]
     if not languages or unknown:
         raise ValueError(f"languages must be some of {', '.join(AVAILABLE_LANGUAGES)}")
-    recipients = tuple(PublicKey.from_text(k["public_key"]) for k in raw["keys"])
-    if not 1 <= len(recipients) <= 8:
-        raise ValueError("[[keys]] must list 1 to 8 organisation public keys")
+    recipients, retired = _keys(raw["keys"])
     db_key_hex = env_value(environ, "INTAKE_DB_KEY") or _read_secret(instance_dir, DB_KEY_FILE)
     return Config(
         instance_dir=instance_dir,
@@ -215,6 +245,7 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         languages=languages,
         contact=LocalText.parse(raw.get("contact", "")),
         recipients=recipients,
+        retired_keys=retired,
         referrals=tuple(
             Referral(**{**r, "services": LocalText.parse(r.get("services", ""))})
             for r in raw.get("referrals", [])
@@ -235,6 +266,30 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         receipt_key=_receipt_key(_read_secret(instance_dir, RECEIPT_KEY_FILE)),
         audit_key=_key_bytes(_read_secret(instance_dir, AUDIT_KEY_FILE), AUDIT_KEY_FILE),
     )
+
+
+def _keys(blocks: list[dict[str, Any]]) -> tuple[tuple[PublicKey, ...], tuple[RetiredKey, ...]]:
+    """The `[[keys]]` blocks: keys in use, and retired keys (those with `accept_until`)."""
+    in_use: list[PublicKey] = []
+    retired: list[RetiredKey] = []
+    for block in blocks:
+        key = PublicKey.from_text(block["public_key"])
+        until = block.get("accept_until")
+        if until is None:
+            in_use.append(key)
+        elif type(until) is date:  # a TOML date, not a date-time: whole days, UTC
+            retired.append(RetiredKey(key, until))
+        else:
+            raise ValueError("accept_until is a date, written 2026-03-31 without quotes")
+    if not 1 <= len(in_use) <= 8:
+        raise ValueError("[[keys]] must list 1 to 8 organisation public keys in use (without "
+                         "accept_until): new reports are sealed to them")
+    if len(retired) > 8:
+        raise ValueError("[[keys]] may list at most 8 retired keys; remove the oldest blocks")
+    ids = [key.key_id for key in in_use] + [r.public_key.key_id for r in retired]
+    if len(set(ids)) != len(ids):
+        raise ValueError("[[keys]] lists one public key twice")
+    return tuple(in_use), tuple(retired)
 
 
 def _console(raw: dict[str, Any]) -> Console:

@@ -10,9 +10,10 @@ exit deletes (intake.security says why a cookie, and why so little).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from babel import Locale
-from flask import Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
 
@@ -29,6 +30,24 @@ def init_app(app: Flask) -> None:
     app.config["BABEL_DEFAULT_TIMEZONE"] = cfg.timezone
     Babel(app, locale_selector=current_language)
     app.jinja_env.globals.update(text_direction=text_direction, language_name=language_name)
+
+
+def language_in_path(bp: Blueprint) -> None:
+    """Make `<lang>` in a blueprint's paths set the request's language (404 if not
+    enabled), and fill it in when building its URLs."""
+
+    @bp.url_value_preprocessor
+    def _language(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        if values and "lang" in values:
+            lang = values.pop("lang")
+            if lang not in languages():
+                abort(404)
+            g.lang = lang
+
+    @bp.url_defaults
+    def _add_language(endpoint: str, values: dict[str, Any]) -> None:
+        if "lang" not in values and current_app.url_map.is_endpoint_expecting(endpoint, "lang"):
+            values["lang"] = current_language()
 
 
 def languages() -> tuple[str, ...]:

@@ -43,7 +43,7 @@ class ServerReceipt:
     receipt_code: str
 
 
-def check_envelope(data: bytes, config: Config) -> fmt.Envelope:
+def check_envelope(data: bytes, config: Config, *, now: datetime) -> fmt.Envelope:
     """Shape checks a server can make without any key (SECURITY.md, Formats 2)."""
     try:
         env = fmt.parse(data, max_size=config.limits.max_envelope_bytes)
@@ -55,8 +55,7 @@ def check_envelope(data: bytes, config: Config) -> fmt.Envelope:
     if env.schema != fmt.SCHEMA_V1:
         # Officers' notes share the envelope format but are never reports.
         raise Rejected("unsupported_version")
-    active = {key.key_id for key in config.recipients}
-    if any(entry.key_id not in active for entry in env.recipients):
+    if not config.accepts_recipients((entry.key_id for entry in env.recipients), now):
         raise Rejected("unknown_key")
     if not all(crypto.is_valid_point(entry.enc) for entry in env.recipients):
         raise Rejected("malformed_envelope")
@@ -126,7 +125,7 @@ def accept(
     Cheap checks come first (shape, receipt, signature), the argon2id hash last.
     """
     data = submission.envelope
-    env = check_envelope(data, config)
+    env = check_envelope(data, config, now=now())
     if env.server_sealed:
         # Only the server may say it sealed a report; a device claiming so is lying.
         raise Rejected("malformed_envelope")

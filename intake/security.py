@@ -43,9 +43,9 @@ PERMISSIONS: dict[str, str] = {
 # "(self)"}`, and every other page would still deny the microphone.
 PERMISSION_EXCEPTIONS: dict[str, dict[str, str]] = {}
 
-# Two years, the figure browsers' preload lists ask for. Not `includeSubDomains`: the instance
-# may live under an organisation's domain whose other hosts it must not force onto HTTPS.
-HSTS = "max-age=63072000"
+# A year, as deploy/Caddyfile.public sends it. Not `includeSubDomains`: the instance may live
+# under an organisation's domain whose other hosts it must not force onto HTTPS.
+HSTS = "max-age=31536000"
 
 HEADERS = {
     "Content-Security-Policy": CSP,
@@ -90,6 +90,12 @@ def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
         # No time limit: a survivor may take an hour to write, and the token already dies
         # with the browser session. A stale token re-renders the form with all it held.
         WTF_CSRF_TIME_LIMIT=None,
+        # Flask-WTF's extra check on HTTPS, that the Referer names this host, can never pass:
+        # our pages send no referrer at all (Referrer-Policy below). Behind a TLS proxy that
+        # the WSGI server trusts (gunicorn and Caddy in deploy/), it would refuse every form.
+        # The token and the SameSite=Strict cookie that holds its session still stop
+        # cross-site posts.
+        WTF_CSRF_SSL_STRICT=False,
         # Compression: static files and GET pages only (see after_request below).
         COMPRESS_REGISTER=False,
         COMPRESS_ALGORITHM=["br", "gzip"],

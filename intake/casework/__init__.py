@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g
+from flask import Blueprint, current_app
 
 from intake import i18n
 from intake.config import Config
@@ -28,19 +28,7 @@ def small_id(text: str) -> int | None:
     return None
 
 
-@bp.url_value_preprocessor
-def _language(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    if values and "lang" in values:
-        lang = values.pop("lang")
-        if lang not in config().languages:
-            abort(404)
-        g.lang = lang
-
-
-@bp.url_defaults
-def _add_language(endpoint: str, values: dict[str, Any]) -> None:
-    if "lang" not in values and current_app.url_map.is_endpoint_expecting(endpoint, "lang"):
-        values["lang"] = i18n.current_language()
+i18n.language_in_path(bp)
 
 
 @bp.context_processor

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, g, request, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 
 from intake import i18n
 from intake.config import Config
@@ -24,13 +24,7 @@ def config() -> Config:
     return cfg
 
 
-@bp.url_value_preprocessor
-def _language(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    if values and "lang" in values:
-        lang = values.pop("lang")
-        if lang not in config().languages:
-            abort(404)
-        g.lang = lang
+i18n.language_in_path(bp)
 
 
 @bp.after_request
@@ -38,12 +32,6 @@ def _remember_language(response: Response) -> Response:
     if request.method == "GET":
         i18n.remember_picked(response)
     return response
-
-
-@bp.url_defaults
-def _add_language(endpoint: str, values: dict[str, Any]) -> None:
-    if "lang" not in values and current_app.url_map.is_endpoint_expecting(endpoint, "lang"):
-        values["lang"] = i18n.current_language()
 
 
 def is_shell() -> bool:
