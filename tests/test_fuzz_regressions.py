@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from intake import crypto, receipts, reports, store
 from intake.instance import Created
+
+from support import csrf_token, enrol
 
 
 def _reports(instance: Created) -> int:
@@ -45,3 +49,31 @@ def test_a_focal_point_id_with_a_lone_surrogate_is_a_bad_request(
         conn.close()
     assert result.refused == ((0, "bad_request"),)
     assert _reports(instance) == 0
+
+
+@pytest.mark.parametrize("target", [
+    "/\t/evil.example/console/x",  # a browser drops the tab and goes to //evil.example
+    "/\n/evil.example/console/x",  # a newline in a header: a 500
+    "/\r\n/console/\r\nSet-Cookie: x=1",
+    "/ /evil.example/console/",
+    "/\u3000/evil.example/console/",
+])
+def test_a_login_never_sends_the_officer_to_another_site(
+    app: Flask, instance: Created, target: str
+) -> None:
+    # Found writing the "console next" target: `next` is checked to be a path on this
+    # console, but tabs and newlines passed, which browsers remove from a URL before they
+    # read it ("/\t/evil.example" is "//evil.example", another site), and a newline cannot
+    # go in a Location header at all (a 500).
+    conn = store.connect(instance.config.db_path, instance.config.db_key)
+    try:
+        officer = enrol(conn, instance.config, "olga", now=reports.utcnow())
+    finally:
+        conn.close()
+    client = app.test_client()
+    token = csrf_token(client.get("/en/console/login").text)
+    answer = client.post("/en/console/login", data={
+        "csrf_token": token, "username": "olga", "password": officer.password,
+        "code": officer.code(reports.utcnow(), steps=1), "next": target})
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/en/console/cases"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import string
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -74,13 +75,21 @@ def roles(*allowed: str, fresh: bool = False) -> Callable[[F], F]:
     return decorate
 
 
+# What a console path and its query string are made of (RFC 3986 pchar and "/" and "?").
+# Nothing else may be in `next`: browsers drop tabs and newlines from a URL before reading
+# it, so "/\t/evil.example" would take the officer to //evil.example, another site; they
+# read "\\" as "/"; and a newline cannot go in a Location header at all.
+_PATH_CHARS = frozenset(string.ascii_letters + string.digits + "/?-._~%!$&'()*+,;=:@")
+
+
 def _safe_next(target: str | None) -> str | None:
     """Only a path on this instance's console, never another site."""
     if not target:
         return None
     path = target.split("#", 1)[0]
     marker = "/console/"
-    if not path.startswith("/") or path.startswith("//") or "\\" in path or marker not in path:
+    if (not path.startswith("/") or path.startswith("//") or not set(path) <= _PATH_CHARS
+            or marker not in path):
         return None
     return path
 
