@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from hypothesis import strategies as st
@@ -104,9 +105,43 @@ def check_note(h: Harness, example: tuple[str | None, bool, frozenset[str], str,
         assert h.fingerprint() == before
 
 
+# --- Where the console sends an officer after logging in ------------------------------------
+
+
+SITE = "https://instance.example/en/console/login"
+# A console path with an address of another site hidden in it, in the ways browsers read
+# one ("/\t/x" is "//x"), mostly, and any text at all.
+HIDDEN = st.builds(
+    lambda start, blank, slash, host, rest: start + blank + slash + host + "/console/" + rest,
+    st.sampled_from(("/", "/", "/", "//", "", "https:", "/%2F")),
+    st.sampled_from(("\t", "\n", "\r", " ", "\x00", "\u3000", "%09", "")),
+    st.sampled_from(("/", "/", "\\", "")),
+    st.sampled_from(("evil.example", "en", "evil.example:443", "@evil.example")),
+    st.sampled_from(("", "cases?status=closed&page=2", "#/x", "?next=//evil.example")),
+)
+NEXT = st.one_of(HIDDEN, HIDDEN, st.text(st.sampled_from("/\\\t\n\r %.:?#@-~acen\u3000"),
+                                         max_size=24), ANY_TEXT)
+
+
+def check_next(h: Harness, target: str) -> None:
+    from intake.casework.access import _safe_next
+
+    safe = _safe_next(target)
+    if safe is not None:
+        # Read as a browser reads a Location (WHATWG URL: tabs and newlines dropped, "\\"
+        # as "/"), it is a page of this instance's console.
+        read = "".join(ch for ch in safe if ch not in "\t\n\r").replace("\\", "/")
+        joined = urlsplit(urljoin(SITE, read))
+        assert (joined.scheme, joined.netloc) == ("https", "instance.example"), safe
+        assert "/console/" in joined.path
+    answer = h.client.get("/en/console/login", query_string={"next": target})
+    assert answer.status_code == 200
+
+
 TARGETS = (
     Target("console consent.json", consent_bodies(), check_consent),
     Target("console notes.json", notes(), check_note),
+    Target("console next", NEXT, check_next),
 )
 
 
