@@ -77,3 +77,23 @@ def test_a_login_never_sends_the_officer_to_another_site(
         "code": officer.code(reports.utcnow(), steps=1), "next": target})
     assert answer.status_code == 302
     assert answer.headers["Location"] == "/en/console/cases"
+
+
+def test_a_note_number_too_large_for_sqlite_is_not_found(app: Flask, instance: Created) -> None:
+    # Found by the "console addresses" target: /notes/<int>/envelope took any number of
+    # digits, and SQLite cannot bind an integer of more than 64 bits: a 500.
+    conn = store.connect(instance.config.db_path, instance.config.db_key)
+    try:
+        officer = enrol(conn, instance.config, "olga", now=reports.utcnow())
+        case = reports.seal_on_server(conn, instance.config, payload={"schema": 1, "what": "x"},
+                                      language="en").report_id
+    finally:
+        conn.close()
+    client = app.test_client()
+    token = csrf_token(client.get("/en/console/login").text)
+    client.post("/en/console/login", data={
+        "csrf_token": token, "username": "olga", "password": officer.password,
+        "code": officer.code(reports.utcnow(), steps=1)})
+    for number in ("1", "9223372036854775808", "9" * 40):
+        answer = client.get(f"/en/console/cases/{case}/notes/{number}/envelope")
+        assert answer.status_code == 404, number
