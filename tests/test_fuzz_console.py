@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import pytest
 from hypothesis import strategies as st
@@ -138,7 +138,44 @@ def check_next(h: Harness, target: str) -> None:
     assert answer.status_code == 200
 
 
+# --- The console's addresses and list filters, as an officer might type or edit them --------
+
+
+SEGMENT = st.one_of(st.sampled_from(("CASE", "1", "0", "-1", "9" * 20, "9" * 9, "%00", "..",
+                                     "0" * 32, "é")), st.text(max_size=12))
+QUERY = st.dictionaries(
+    st.sampled_from(("page", "status", "channel", "language", "assignee", "priority", "overdue",
+                     "ref", "error", "out", "next")) | st.text(max_size=6),
+    st.sampled_from(("1", "-1", "9" * 30, "closed", "none", "focal", "web", "", "²", "٣")) |
+    st.text(max_size=20), max_size=4)
+
+
+@st.composite
+def console_addresses(draw: st.DrawFn) -> tuple[str, dict[str, str]]:
+    kind = draw(st.sampled_from(("cases", "case", "envelope", "note", "note", "other")))
+    # As a browser sends what was typed in the address bar: percent-encoded.
+    # The real case mostly, since a malformed case id is refused before anything else.
+    case = quote(draw(st.just("CASE") | SEGMENT), safe="")
+    number = quote(draw(st.one_of(st.integers(-5, 10**40).map(str),
+                                  st.integers(2**63 - 2, 2**64).map(str), SEGMENT)), safe="")
+    path = {"cases": "cases", "case": f"cases/{case}", "envelope": f"cases/{case}/envelope",
+            "note": f"cases/{case}/notes/{number}/envelope",
+            "other": draw(st.sampled_from(("", "account", "settings", "figures", "users",
+                                           "login", "reauth", "setup")))}[kind]
+    return path, draw(QUERY)
+
+
+def check_console_address(h: Harness, example: tuple[str, dict[str, str]]) -> None:
+    path, query = example
+    path = path.replace("CASE", h.case_id)
+    answer = h.officer.get(f"/en/console/{path}", query_string=query)
+    # 308: Werkzeug's redirect from "cases//envelope" to "cases/envelope".
+    assert answer.status_code in {200, 302, 303, 308, 400, 403, 404}, (path, answer.status_code)
+    answer.close()
+
+
 TARGETS = (
+    Target("console addresses", console_addresses(), check_console_address),
     Target("console consent.json", consent_bodies(), check_consent),
     Target("console notes.json", notes(), check_note),
     Target("console next", NEXT, check_next),

@@ -80,7 +80,8 @@ def test_a_login_never_sends_the_officer_to_another_site(
 
 
 def test_a_note_number_too_large_for_sqlite_is_not_found(app: Flask, instance: Created) -> None:
-    # Found by the "console addresses" target: /notes/<int>/envelope took any number of
+    # Found probing the console's addresses (now the "console addresses" fuzz target):
+    # /notes/<int>/envelope took any number of
     # digits, and SQLite cannot bind an integer of more than 64 bits: a 500.
     conn = store.connect(instance.config.db_path, instance.config.db_key)
     try:
