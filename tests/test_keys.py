@@ -18,9 +18,10 @@ from intake import backup, cases, create_app, crypto, keys, receipts, reports, s
 from intake import envelope as fmt
 from intake import instance as instance_mod
 from intake.cli import main
-from intake.config import Config, ConfigError, RetiredKey, load
+from intake.config import Config, ConfigError, Retention, RetiredKey, load
 
 from support import PASSPHRASE, T0, add_backup_key, enrol, file_report, seal_note
+from test_console import Person
 
 TODAY = date(2026, 3, 1)
 
@@ -245,3 +246,20 @@ def test_config_refuses_a_key_listed_twice(instance: instance_mod.Created) -> No
     with pytest.raises(ConfigError, match="twice"):
         load(instance.config.instance_dir, environ={})
 
+
+def test_the_console_settings_show_retired_keys_and_retention(
+    instance: instance_mod.Created,
+) -> None:
+    old, new = instance.config.recipients[0], crypto.generate_private_key().public_key
+    config = replace(instance.config, recipients=(new,), retired_keys=(RetiredKey(old, TODAY),),
+                     retention=Retention(closed_days=30))
+    app = create_app(config)
+    conn = store.connect(config.db_path, config.db_key)
+    try:
+        admin = Person(app, conn, "ada", "admin")
+    finally:
+        conn.close()
+    page = admin.client.get("/en/console/settings").text
+    assert crypto.fingerprint(new.key_id) in page and crypto.fingerprint(old.key_id) in page
+    assert "no longer accepted since 2026-03-01" in page
+    assert "A closed case is deleted 30 days after it was closed" in page
