@@ -125,7 +125,7 @@ class Retention:
     closed_days: int = 365
 
     def __post_init__(self) -> None:
-        if not isinstance(self.closed_days, int) or self.closed_days < 1:
+        if type(self.closed_days) is not int or self.closed_days < 1:  # bool is an int too
             raise ValueError("retention.closed_days is a whole number of days, at least 1")
 
 

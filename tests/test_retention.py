@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,9 +24,9 @@ DAY = timedelta(days=1)
 
 
 def _close(conn: store.Connection, config: Config, report_id: str, actor: int, *,
-           at: object) -> None:
+           at: datetime) -> None:
     cases.set_status(conn, config, report_id=report_id, status="closed", outcome="withdrawn",
-                     message="", actor=actor, now=at)  # type: ignore[arg-type]
+                     message="", actor=actor, now=at)
 
 
 def _full_case(conn: store.Connection, config: Config, actor: int, marker: str) -> str:
@@ -109,7 +109,7 @@ def test_the_period_is_configurable(config: Config, db: store.Connection) -> Non
     assert len(retention.purge(db, short, now=T0 + 31 * DAY)) == 1
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "\"365\"", "1.5"])
+@pytest.mark.parametrize("value", ["0", "-3", "\"365\"", "1.5", "true"])
 def test_the_period_is_a_whole_number_of_days(instance: Created, value: str) -> None:
     path = instance.config.instance_dir / "config.toml"
     path.write_text(path.read_text().replace("closed_days = 365", f"closed_days = {value}"))
