@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g
 
-from intake import cases, i18n, retention, security, store
+from intake import cases, i18n, reports, retention, security, store, uploads
 from intake.config import Config
-from intake.reports import utcnow
 
 
 def create_app(config: Config) -> Flask:
@@ -26,7 +25,7 @@ def create_app(config: Config) -> Flask:
 
     from intake.casework import bp as casework_bp
     from intake.report import bp as report_bp
-    from intake.report.api import enrol_api, submit_api
+    from intake.report.api import enrol_api, put_chunk, start_upload, submit_api
 
     app.register_blueprint(report_bp)
     app.register_blueprint(casework_bp)
@@ -38,6 +37,11 @@ def create_app(config: Config) -> Flask:
     # Enrolment is a one-time code exchange from the tablet's script: the code itself is
     # the proof, and the JSON-only rule above applies here too.
     csrf.exempt(enrol_api)
+    # Uploads of attachments (Formats 14): the same reasons as the submission API. A chunk
+    # is application/octet-stream, which needs a preflight too, and carries the upload's
+    # own random token in a header.
+    csrf.exempt(start_upload)
+    csrf.exempt(put_chunk)
     app.teardown_appcontext(_close_db)
     return app
 
@@ -62,8 +66,10 @@ def _check_store(config: Config) -> None:
     try:
         # Service levels may have changed in config.toml since the last start.
         cases.refresh_due(conn, config.service_levels)
+        # Uploads left incomplete while the server was down are not kept for ever.
+        uploads.purge(conn, config, now=reports.utcnow())
         # Closed cases past their time go now, not only at the next daily `intake purge`:
         # a server that was down when the timer ran must not serve them.
-        retention.purge(conn, config, now=utcnow())
+        retention.purge(conn, config, now=reports.utcnow())
     finally:
         conn.close()

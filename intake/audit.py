@@ -29,7 +29,8 @@ ACTIONS = frozenset({
     "login", "login_failed", "logout", "logout_everywhere", "reauth",
     "user_added", "user_reset", "user_disabled", "user_enrolled",
     "focal_added", "focal_revoked",
-    "case_opened", "content_decrypted", "consent_recorded", "field_changed",
+    "case_opened", "content_decrypted", "attachment_decrypted", "consent_recorded",
+    "field_changed",
     "status_changed", "message_sent", "note_added", "referral_added", "export",
     "figures_exported", "case_purged",
 })

@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
 from intake import (
     accounts,
+    attachments,
     audit,
     backup,
     backupfile,
@@ -31,6 +33,7 @@ from intake import (
     reports,
     retention,
     store,
+    uploads,
 )
 from intake import instance as instance_mod
 from intake.config import Config, ConfigError, load
@@ -187,38 +190,43 @@ def decrypt(obj: Ctx, key_files: tuple[Path, ...], passphrase_files: tuple[Path,
             keys.append(crypto.read_key_file(key_file.read_bytes(), passphrase))
         except crypto.KeyFileError as exc:
             raise click.ClickException(f"Cannot open the key file {key_file}: {exc}.") from None
+    failures = 0
+    documents = []
     with obj.database() as (_, conn):
         found = list(store.envelopes(conn, report_ids))
-    failures = 0
-    missing = set(report_ids) - {item.report_id for item in found}
-    if missing:
-        raise click.ClickException(f"No report with id {', '.join(sorted(missing))}.")
-    documents = []
-    for item in found:
-        opened = _unseal_with_any(item.envelope, keys)
-        if opened is None:
-            click.echo(f"Report {item.report_id} cannot be opened with the key(s) given.",
-                       err=True)
-            failures += 1
-            continue
-        documents.append({
-            "report_id": item.report_id, "received_at": item.received_at.isoformat(),
-            "channel": item.channel, "sealed_by": item.sealed_by, "report": opened.payload,
-        })
+        missing = set(report_ids) - {item.report_id for item in found}
+        if missing:
+            raise click.ClickException(f"No report with id {', '.join(sorted(missing))}.")
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for item in found:
+            opened = _unseal_with_any(item.envelope, keys)
+            if opened is None:
+                click.echo(f"Report {item.report_id} cannot be opened with the key(s) given.",
+                           err=True)
+                failures += 1
+                continue
+            doc: dict[str, object] = {
+                "report_id": item.report_id, "received_at": item.received_at.isoformat(),
+                "channel": item.channel, "sealed_by": item.sealed_by, "report": opened.payload,
+            }
+            if opened.content_key:
+                files, damaged = _write_attachments(conn, opened, out_dir)
+                doc["attachment_files"] = files
+                failures += damaged
+            documents.append(doc)
     if out_dir is None:
         click.echo(json.dumps(documents, ensure_ascii=False, indent=2))
     else:
-        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for doc in documents:
-            path = out_dir / f"{doc['report_id']}.json"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(doc, handle, ensure_ascii=False, indent=2)
+            with _private_file(out_dir / f"{doc['report_id']}.json") as handle:
+                handle.write(json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8"))
         click.echo(f"{len(documents)} report(s) written to {out_dir}", err=True)
     if failures:
-        raise click.ClickException(f"{failures} report(s) could not be opened with the key(s) "
-                                   "given. After a key rotation, give every key file (--key "
-                                   "once per file).")
+        raise click.ClickException(
+            f"{failures} report(s) or attachment(s) could not be opened with the key(s) given. "
+            "After a key rotation, give every key file (--key once per file)."
+        )
 
 
 def _unseal_with_any(data: bytes, keys: list[crypto.PrivateKey]) -> crypto.Unsealed | None:
@@ -229,6 +237,48 @@ def _unseal_with_any(data: bytes, keys: list[crypto.PrivateKey]) -> crypto.Unsea
         except crypto.EnvelopeOpenError:
             continue
     return None
+
+
+def _write_attachments(
+    conn: store.Connection, opened: crypto.Unsealed, out_dir: Path | None
+) -> tuple[list[dict[str, object]], int]:
+    """Open a report's attachments and write each, as it was on the device, next to the
+    report's JSON. Returns what the JSON lists about them and how many are damaged."""
+    chunks = uploads.sealed_attachments(conn, opened.report_id)
+    listed, damaged = [], 0
+    for number, entry in enumerate(attachments.entries(opened.payload), start=1):
+        if entry is None:
+            click.echo(f"Attachment {number} of report {opened.report_id} is listed wrongly "
+                       "and cannot be opened.", err=True)
+            listed.append({"number": number, "error": "listed wrongly"})
+            damaged += 1
+            continue
+        try:
+            data = crypto.open_attachment(opened, entry, chunks.get(entry.id, []))
+        except crypto.AttachmentOpenError:
+            click.echo(f"Attachment {number} ({entry.name}) of report {opened.report_id} is "
+                       "incomplete or damaged and cannot be opened.", err=True)
+            listed.append({"number": number, "name": entry.name, "error": "damaged"})
+            damaged += 1
+            continue
+        about: dict[str, object] = {"number": number, "name": entry.name, "type": entry.type,
+                                    "size": entry.size, "sha256": entry.sha256}
+        if out_dir is None:
+            click.echo(f"Report {opened.report_id} has attachment {number} ({entry.name}): "
+                       "use --out to write it to a file.", err=True)
+        else:
+            name = f"{opened.report_id}-{number}-{attachments.safe_file_name(entry.name)}"
+            with _private_file(out_dir / name) as handle:
+                handle.write(data)
+            about["file"] = name
+        listed.append(about)
+    return listed, damaged
+
+
+def _private_file(path: Path) -> BinaryIO:
+    """A new file only its owner can read: reports and attachments are what must not leak."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "wb")
 
 
 @main.group("user")
@@ -471,6 +521,15 @@ def purge_command(obj: Ctx, dry_run: bool) -> None:
                    f"{' with ' + rows if rows else ''}")
     click.echo(f"{len(purged)} closed case(s) deleted (closed more than "
                f"{config.retention.closed_days} days ago); each deletion is in the audit log.")
+
+
+@main.command("purge-uploads")
+@click.pass_obj
+def purge_uploads(obj: Ctx) -> None:
+    """Delete uploads left incomplete for longer than limits.upload_expiry_hours."""
+    with obj.database() as (config, conn):
+        count = uploads.purge(conn, config, now=reports.utcnow())
+    click.echo(f"{count} incomplete upload(s) deleted.")
 
 
 @main.group("i18n")

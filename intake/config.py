@@ -135,6 +135,14 @@ class Limits:
     # bounding what one request can make the server hold in memory.
     max_envelope_bytes: int = 256 * 1024
     max_text_chars: int = 20_000
+    # Attachments (photos, voice notes, videos, documents) of one report, as plaintext:
+    # about 3 minutes of phone video, or 10 photos at full size. Checked on the device
+    # before anything is sent, and by the server from the declared sizes.
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    max_attachments: int = 10
+    # An upload with no new chunk for this long is deleted; a device that still holds the
+    # report starts it again. Long enough for a connection that returns the next day.
+    upload_expiry_hours: int = 72
 
     @property
     def max_request_bytes(self) -> int:
@@ -251,7 +259,7 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
             for r in raw.get("referrals", [])
         ),
         service_levels=ServiceLevels(**raw.get("service_levels", {})),
-        limits=Limits(**raw.get("limits", {})),
+        limits=_limits(raw.get("limits", {})),
         receipt_hash=HashParams(**raw.get("receipt_hash", {})),
         password_hash=HashParams(**raw.get("password_hash", {})),
         console=_console(raw.get("console", {})),
@@ -290,6 +298,14 @@ def _keys(blocks: list[dict[str, Any]]) -> tuple[tuple[PublicKey, ...], tuple[Re
     if len(set(ids)) != len(ids):
         raise ValueError("[[keys]] lists one public key twice")
     return tuple(in_use), tuple(retired)
+
+
+def _limits(raw: dict[str, Any]) -> Limits:
+    limits = Limits(**{k: int(v) for k, v in raw.items()})
+    if min(limits.max_envelope_bytes, limits.max_text_chars, limits.max_attachment_bytes,
+           limits.max_attachments, limits.upload_expiry_hours) < 1:
+        raise ValueError("every [limits] setting is a whole number of at least 1")
+    return limits
 
 
 def _console(raw: dict[str, Any]) -> Console:

@@ -15,7 +15,7 @@ import json
 import os
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hmac import compare_digest
 from typing import Any
 
@@ -27,9 +27,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.twofactor import InvalidToken
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
+from intake import attachments as att
 from intake import envelope as fmt
 
 Rng = Callable[[int], bytes]
@@ -67,6 +69,10 @@ class KeyFileError(CryptoError):
 
 class WeakPassphrase(CryptoError):
     """The passphrase is too short to protect a private key."""
+
+
+class AttachmentOpenError(CryptoError):
+    """An attachment could not be opened: a chunk is missing, damaged, moved or extra."""
 
 
 class ReceiptOpenError(CryptoError):
@@ -137,6 +143,28 @@ class Unsealed:
     flags: int
     schema: int
     payload: dict[str, Any]
+    # The content key, kept only when the envelope says it has attachments (flag 0x02):
+    # `open_attachment` derives each attachment's key from it.
+    content_key: bytes = field(default=b"", repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class NewAttachment:
+    """A file to seal with a report: its bytes and what the device says about it."""
+
+    name: str
+    type: str
+    data: bytes
+    kind: str = "file"
+
+
+@dataclass(frozen=True)
+class SealedReport:
+    """An envelope with attachments, and each attachment's encrypted chunks in order."""
+
+    envelope: bytes
+    attachment_ids: tuple[bytes, ...]
+    chunks: tuple[tuple[bytes, ...], ...]
 
 
 def generate_private_key() -> PrivateKey:
@@ -165,12 +193,53 @@ def seal(
     `report_id` is random unless given (the server's no-JavaScript form fixes it in advance
     so that a resubmitted form is recognised).
     """
+    content_key = rng(CONTENT_KEY_LEN)
+    return _seal(payload, recipients, content_key=content_key, flags=flags,
+                 report_id=rng(fmt.REPORT_ID_LEN) if report_id is None else report_id, rng=rng)
+
+
+def seal_report(
+    payload: Mapping[str, object],
+    recipients: Sequence[PublicKey],
+    files: Sequence[NewAttachment],
+    *,
+    rng: Rng = os.urandom,
+) -> SealedReport:
+    """Seal a report with attachments, as a device does (SECURITY.md, Formats 13): each
+    file in chunks under a key derived from the report's content key, listed in the
+    payload, and the envelope flagged 0x02."""
+    if not files:
+        raise ValueError("a report with attachments needs at least one")
+    content_key, report_id = rng(CONTENT_KEY_LEN), rng(fmt.REPORT_ID_LEN)
+    ids, sealed, listed = [], [], []
+    for item in files:
+        attachment_id = rng(att.ID_LEN)
+        ids.append(attachment_id)
+        sealed.append(tuple(seal_chunks(content_key, report_id, attachment_id, item.data)))
+        listed.append({
+            "id": attachment_id.hex(), "name": item.name, "type": item.type,
+            "kind": item.kind, "size": len(item.data),
+            "sha256": hashlib.sha256(item.data).hexdigest(),
+            "chunks": att.chunk_count(len(item.data)),
+        })
+    envelope = _seal({**payload, "attachments": listed}, recipients, content_key=content_key,
+                     flags=fmt.FLAG_ATTACHMENTS, report_id=report_id, rng=rng)
+    return SealedReport(envelope, tuple(ids), tuple(sealed))
+
+
+def _seal(
+    payload: Mapping[str, object],
+    recipients: Sequence[PublicKey],
+    *,
+    content_key: bytes,
+    flags: int,
+    report_id: bytes,
+    rng: Rng,
+) -> bytes:
     if not recipients:
         raise ValueError("an envelope needs at least one recipient")
-    content_key = rng(CONTENT_KEY_LEN)
     prefix = fmt.build_prefix(
-        flags=flags, schema=fmt.SCHEMA_V1,
-        report_id=rng(fmt.REPORT_ID_LEN) if report_id is None else report_id,
+        flags=flags, schema=fmt.SCHEMA_V1, report_id=report_id,
         recipient_count=len(recipients),
     )
     header = bytearray(prefix)
@@ -184,6 +253,53 @@ def seal(
     plaintext = fmt.pad(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
     nonce = rng(fmt.NONCE_LEN)
     return bytes(header) + nonce + AESGCM(content_key).encrypt(nonce, plaintext, bytes(header))
+
+
+def attachment_key(content_key: bytes, report_id: bytes, attachment_id: bytes) -> bytes:
+    """HKDF-SHA256 of the content key, with no salt, bound to report and attachment."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None,
+        info=att.key_info(report_id, attachment_id),
+    ).derive(content_key)
+
+
+def seal_chunks(
+    content_key: bytes, report_id: bytes, attachment_id: bytes, data: bytes
+) -> list[bytes]:
+    """An attachment's encrypted chunks, in order (Formats 13)."""
+    aead = AESGCM(attachment_key(content_key, report_id, attachment_id))
+    pieces = att.split(data)
+    last = len(pieces) - 1
+    return [
+        aead.encrypt(att.nonce(i, i == last), piece,
+                     att.chunk_aad(report_id, attachment_id, i, i == last))
+        for i, piece in enumerate(pieces)
+    ]
+
+
+def open_attachment(opened: Unsealed, entry: att.Entry, chunks: Sequence[bytes]) -> bytes:
+    """The plaintext of one attachment of an opened report, checked against its entry.
+
+    Every chunk must be there, in place, the last one marked last, and the whole must have
+    the listed size and SHA-256; otherwise AttachmentOpenError, and nothing is returned.
+    """
+    if not opened.content_key:
+        raise AttachmentOpenError("this report has no attachments")
+    if len(chunks) != entry.chunks:
+        raise AttachmentOpenError("chunks are missing or extra")
+    report_id = bytes.fromhex(opened.report_id)
+    aead = AESGCM(attachment_key(opened.content_key, report_id, entry.raw_id))
+    out = bytearray()
+    last = entry.chunks - 1
+    try:
+        for i, chunk in enumerate(chunks):
+            out += aead.decrypt(att.nonce(i, i == last), chunk,
+                                att.chunk_aad(report_id, entry.raw_id, i, i == last))
+    except InvalidTag as exc:
+        raise AttachmentOpenError("a chunk could not be opened") from exc
+    if len(out) != entry.size or hashlib.sha256(out).hexdigest() != entry.sha256:
+        raise AttachmentOpenError("the attachment does not match its size or SHA-256")
+    return bytes(out)
 
 
 def unseal(data: bytes, key: PrivateKey, *, max_size: int = 1 << 30) -> Unsealed:
@@ -206,7 +322,8 @@ def unseal(data: bytes, key: PrivateKey, *, max_size: int = 1 << 30) -> Unsealed
         # mean the same thing to the caller, and the detail must not become an oracle.
         raise EnvelopeOpenError("the envelope could not be opened") from exc
     payload = _strict_json(plaintext)
-    return Unsealed(env.report_id_hex, env.flags, env.schema, payload)
+    return Unsealed(env.report_id_hex, env.flags, env.schema, payload,
+                    content_key=content_key if env.has_attachments else b"")
 
 
 def _strict_json(plaintext: bytes) -> dict[str, Any]:

@@ -14,7 +14,10 @@ MAGIC = b"INTK"
 VERSION = 1
 SUITE_P256_SHA256_AES256GCM = 1
 FLAG_SERVER_SEALED = 0x01
-KNOWN_FLAGS = FLAG_SERVER_SEALED
+# The payload lists attachments whose encrypted chunks travel beside the envelope
+# (SECURITY.md, Formats 13): the server must hold every chunk before it acknowledges.
+FLAG_ATTACHMENTS = 0x02
+KNOWN_FLAGS = FLAG_SERVER_SEALED | FLAG_ATTACHMENTS
 SCHEMA_V1 = 1  # a report (SECURITY.md, Formats 3)
 SCHEMA_NOTE = 2  # an officer's note on a case, bound to the case's report id (Formats 10)
 KNOWN_SCHEMAS = frozenset({SCHEMA_V1, SCHEMA_NOTE})
@@ -73,6 +76,10 @@ class Envelope:
     @property
     def server_sealed(self) -> bool:
         return bool(self.flags & FLAG_SERVER_SEALED)
+
+    @property
+    def has_attachments(self) -> bool:
+        return bool(self.flags & FLAG_ATTACHMENTS)
 
 
 def build_prefix(*, flags: int, schema: int, report_id: bytes, recipient_count: int) -> bytes:

@@ -114,7 +114,12 @@ _JS_STRINGS = {
     "rejected": _l(
         "The report could not be accepted. Nothing you wrote is lost. Please try again."
     ),
-    "what_required": _l("Please tell us what happened. It is the only question you must answer."),
+    # With JavaScript a voice note or a photo can stand for the text; without it (the
+    # server's form) the text is the only way, and forms.py keeps the old wording.
+    "what_required": _l(
+        "Please tell us what happened: write it, or record a voice note. It is the only "
+        "thing you must give us."
+    ),
     "code_typo": _l(
         "This code has a mistake: one digit is wrong or two are swapped. Check it and try again."
     ),

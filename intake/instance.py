@@ -113,6 +113,11 @@ first_update_days = 14
 [limits]
 max_envelope_bytes = 262144
 max_text_chars = 20000
+# Photos, voice notes, videos and documents of one report: total bytes and how many.
+max_attachment_bytes = 20971520
+max_attachments = 10
+# An upload left incomplete this long is deleted (the device starts it again).
+upload_expiry_hours = 72
 
 # Cost of the receipt-code hash. Never change it after the first report: stored hashes are
 # lookup keys. Production must keep m >= 65536 KiB.

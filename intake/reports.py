@@ -117,18 +117,32 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def accept(
-    conn: store.Connection, config: Config, submission: Submission, *, now: Clock = utcnow
-) -> Accepted:
-    """Store an envelope sealed on a device. Raises Rejected; stores nothing then.
+@dataclass(frozen=True)
+class Admitted:
+    """A submission that passed every check but the storing: what `_store` needs."""
 
-    Cheap checks come first (shape, receipt, signature), the argon2id hash last.
+    env: fmt.Envelope
+    code: str
+    language: str
+    channel: str
+
+
+def admit(
+    conn: store.Connection, config: Config, submission: Submission, *, attachments: bool,
+    now: datetime,
+) -> Admitted:
+    """Every check of a submission sealed on a device, short of storing it. Raises Rejected.
+
+    `attachments` says which door it came through: an envelope flagged as having
+    attachments (Formats 13) is accepted only with its chunks (`intake.uploads`), and one
+    without the flag only without them. Cheap checks come first, the signature after.
     """
-    data = submission.envelope
-    env = check_envelope(data, config, now=now())
+    env = check_envelope(submission.envelope, config, now=now)
     if env.server_sealed:
         # Only the server may say it sealed a report; a device claiming so is lying.
         raise Rejected("malformed_envelope")
+    if env.has_attachments != attachments:
+        raise Rejected("attachments_missing" if env.has_attachments else "bad_request")
     typed, language = submission.receipt_code, submission.language
     if submission.sealed_receipt is not None:
         try:
@@ -147,14 +161,26 @@ def accept(
         language = config.default_language
     channel = "web"
     if submission.focal_point is not None and submission.signature is not None:
-        message = crypto.focal_message(data, submission.receipt_field)
+        message = crypto.focal_message(submission.envelope, submission.receipt_field)
         try:
             point = focal.verify(conn, submission.focal_point, submission.signature, message)
         except focal.FocalPointInvalid:
             raise Rejected("focal_point_invalid") from None
         channel = point.channel
-    created = _store(conn, config, env, data, code, language, channel, "device", now)
-    return Accepted(env.report_id_hex, created)
+    return Admitted(env, code, language, channel)
+
+
+def accept(
+    conn: store.Connection, config: Config, submission: Submission, *, now: Clock = utcnow
+) -> Accepted:
+    """Store an envelope sealed on a device. Raises Rejected; stores nothing then.
+
+    Cheap checks come first (shape, receipt, signature), the argon2id hash last.
+    """
+    admitted = admit(conn, config, submission, attachments=False, now=now())
+    created = _store(conn, config, admitted.env, submission.envelope, admitted.code,
+                     admitted.language, admitted.channel, "device", now)
+    return Accepted(admitted.env.report_id_hex, created)
 
 
 def accept_envelope(
@@ -217,12 +243,18 @@ def import_queue(
         raise Rejected("bad_request")
     stored = already = 0
     refused: list[tuple[int, str]] = []
+    from intake import uploads  # uploads builds on this module
+
     for index, item in enumerate(document["items"]):
         try:
-            submission = parse_submission(item)
-            if submission.sealed_receipt is None:
-                raise Rejected("bad_request")
-            if accept(conn, config, submission, now=now).created:
+            if isinstance(item, dict) and "chunks" in item:
+                created = uploads.import_item(conn, config, item, now=now)
+            else:
+                submission = parse_submission(item)
+                if submission.sealed_receipt is None:
+                    raise Rejected("bad_request")
+                created = accept(conn, config, submission, now=now).created
+            if created:
                 stored += 1
             else:
                 already += 1

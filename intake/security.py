@@ -6,24 +6,33 @@ every other origin, inline script and inline style.
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+import io
+from typing import IO
+
+from flask import Flask, Request, Response, request
 from flask_compress import Compress
 from flask_wtf.csrf import CSRFProtect
 
-CSP = "; ".join(
-    (
-        "default-src 'none'",  # nothing loads unless listed below
-        "script-src 'self'",  # our own modules only: no inline script, no eval, no CDN
-        "style-src 'self'",  # our own stylesheet only: no inline style
-        "img-src 'self'",  # icons are ours
-        "connect-src 'self'",  # the page talks to this instance and nobody else
-        "form-action 'self'",  # a form can never post a report elsewhere
-        "base-uri 'none'",
-        "frame-ancestors 'none'",  # no one can frame the form to overlay it
-        "manifest-src 'self'",
-        "worker-src 'self'",
-    )
-)
+_DIRECTIVES = {
+    "default-src": "'none'",  # nothing loads unless listed below
+    "script-src": "'self'",  # our own modules only: no inline script, no eval, no CDN
+    "style-src": "'self'",  # our own stylesheet only: no inline style
+    "img-src": "'self'",  # icons are ours
+    "connect-src": "'self'",  # the page talks to this instance and nobody else
+    "form-action": "'self'",  # a form can never post a report elsewhere
+    "base-uri": "'none'",
+    "frame-ancestors": "'none'",  # no one can frame the form to overlay it
+    "manifest-src": "'self'",
+    "worker-src": "'self'",
+}
+
+
+def _csp(**changes: str) -> str:
+    directives = {**_DIRECTIVES, **{k.replace("_", "-"): v for k, v in changes.items()}}
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+CSP = _csp()
 
 # Powerful browser features, each denied to every page (`()` lets no origin use it, not even
 # ours): the pages need none of them, and a script injected into a page must not get them
@@ -39,9 +48,12 @@ PERMISSIONS: dict[str, str] = {
 
 # Exceptions, page by page (Flask endpoint -> feature -> allowlist): a page may get a
 # feature only for what its own script does there, and only from this origin (`(self)`).
-# Empty for now; a page that records speech would say `"report.form": {"microphone":
-# "(self)"}`, and every other page would still deny the microphone.
-PERMISSION_EXCEPTIONS: dict[str, dict[str, str]] = {}
+PERMISSION_EXCEPTIONS: dict[str, dict[str, str]] = {
+    # The report form records a voice note with the microphone. The no-JavaScript post
+    # re-renders the same form.
+    "report.form": {"microphone": "(self)"},
+    "report.submit_form": {"microphone": "(self)"},
+}
 
 # A year, as deploy/Caddyfile.public sends it. Not `includeSubDomains`: the instance may live
 # under an organisation's domain whose other hosts it must not force onto HTTPS.
@@ -58,6 +70,36 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+
+# The few pages that need more than HEADERS give, each with its reason; every other page
+# keeps the defaults (Permissions-Policy exceptions are in PERMISSION_EXCEPTIONS above).
+# blob: URLs can only be made by script already running in the page (ours alone, under
+# script-src 'self'), and media and images cannot run script.
+PAGE_HEADERS: dict[str, dict[str, str]] = {
+    # The report form plays a voice note back to the person from a blob: URL of bytes that
+    # never leave the page unsealed. The no-JavaScript post re-renders the same form.
+    "report.form": {"Content-Security-Policy": _csp(media_src="blob:")},
+    "report.submit_form": {"Content-Security-Policy": _csp(media_src="blob:")},
+    # A case page shows, plays and offers to save attachments decrypted in the officer's
+    # browser: blob: URLs of bytes that exist only in that page's memory.
+    "casework.case": {"Content-Security-Policy": _csp(img_src="'self' blob:", media_src="blob:")},
+}
+
+
+class MemoryOnlyRequest(Request):
+    """A request whose uploaded files are parsed in memory, never into a temporary file.
+
+    No page of intake posts a file: the report form's attachments are sealed in the
+    browser and sent as ciphertext chunks (raw bodies, not multipart). But Werkzeug would
+    spool any multipart file over 500 KB to disk if someone sent one (within the body cap,
+    which an administrator may raise), so the server never writes what a client sends to
+    a temporary file, whatever it is.
+    """
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None,
+                         content_length: int | None = None) -> IO[bytes]:
+        return io.BytesIO()
 
 
 def permissions_policy(endpoint: str | None) -> str:
@@ -81,6 +123,7 @@ def sends_hsts(*, secure_cookies: bool) -> bool:
 
 
 def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
+    app.request_class = MemoryOnlyRequest
     app.config.update(
         # The session cookie exists only for the CSRF token of the no-JavaScript form.
         SESSION_COOKIE_HTTPONLY=True,
@@ -110,8 +153,9 @@ def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
 
     @app.after_request
     def _headers(response: Response) -> Response:
+        page = PAGE_HEADERS.get(request.endpoint or "", {})
         for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
+            response.headers.setdefault(name, page.get(name, value))
         response.headers["Permissions-Policy"] = permissions_policy(request.endpoint)
         if sends_hsts(secure_cookies=secure_cookies):
             response.headers["Strict-Transport-Security"] = HSTS

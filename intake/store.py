@@ -201,8 +201,47 @@ _MIGRATION_3 = """
         CREATE INDEX referrals_report ON referrals (report_id);
 """
 
+# Attachments (SECURITY.md, Formats 13 and 14). A report with attachments waits in
+# `uploads` until every chunk is stored, and only then becomes a row of `reports`. The
+# server holds chunks as the device sealed them and knows only their sizes and counts.
+_MIGRATION_4 = """
+        CREATE TABLE uploads (
+            report_id TEXT PRIMARY KEY,      -- the envelope's report id
+            updated_at TEXT NOT NULL,        -- UTC, to the minute: the last chunk stored
+            token_hash BLOB NOT NULL,        -- SHA-256 of the device's random upload token
+            channel TEXT NOT NULL,
+            language TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            receipt_hash BLOB NOT NULL UNIQUE,
+            envelope_sha256 BLOB NOT NULL,
+            envelope BLOB NOT NULL
+        );
+        CREATE INDEX uploads_updated_at ON uploads (updated_at);
+        -- Each attachment as the device declared it: sizes and counts, never content. The
+        -- rows outlive the upload: they belong to the report once it is complete.
+        CREATE TABLE attachments (
+            report_id TEXT NOT NULL,         -- an upload's, then a report's
+            attachment_id TEXT NOT NULL,     -- 32 hex digits, random, from the device
+            position INTEGER NOT NULL,       -- order in the payload's list
+            sealed_size INTEGER NOT NULL,    -- bytes of ciphertext, every chunk together
+            chunks INTEGER NOT NULL,
+            PRIMARY KEY (report_id, attachment_id),
+            UNIQUE (report_id, position)
+        );
+        CREATE TABLE attachment_chunks (
+            id INTEGER PRIMARY KEY,
+            report_id TEXT NOT NULL,
+            attachment_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            data BLOB NOT NULL,              -- AES-256-GCM ciphertext and tag, as sent
+            FOREIGN KEY (report_id, attachment_id)
+                REFERENCES attachments (report_id, attachment_id) ON DELETE CASCADE,
+            UNIQUE (report_id, attachment_id, idx)
+        );
+"""
+
 # Append only: a migration that has shipped is never edited. Each has its own test.
-MIGRATIONS: Sequence[str] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3)
+MIGRATIONS: Sequence[str] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4)
 
 
 def connect(path: Path, key: bytes) -> Connection:

@@ -1,6 +1,7 @@
 """A TCP proxy on 127.0.0.1 that breaks report uploads at seeded random points.
 
-For each request that starts `POST /api/reports`, a seeded random draw decides its fate:
+For each request that starts `POST /api/reports` (or another of the prefixes given, such as
+the requests of an upload with attachments), a seeded random draw decides its fate:
 - cut the request part-way (the server sees a truncated request and stores nothing);
 - pass the request but drop the answer (the server stored the report; the client never
   hears so: the case exactly-once delivery must survive);
@@ -21,8 +22,10 @@ UPLOAD = b"POST /api/reports"
 
 
 class FlakyProxy:
-    def __init__(self, upstream_port: int, *, seed: int, cut: float = 0.3, drop: float = 0.3):
+    def __init__(self, upstream_port: int, *, seed: int, cut: float = 0.3, drop: float = 0.3,
+                 prefixes: tuple[bytes, ...] = (UPLOAD,)):
         self.upstream = ("127.0.0.1", upstream_port)
+        self.prefixes = prefixes
         self.rng = random.Random(seed)  # noqa: S311  (seeded on purpose: a repeatable fault sequence)
         self.cut, self.drop = cut, drop
         self.fates: Counter[str] = Counter()
@@ -77,7 +80,7 @@ class FlakyProxy:
         threading.Thread(target=upstream_to_client, daemon=True).start()
         try:
             while chunk := client.recv(65536):
-                if chunk.startswith(UPLOAD):
+                if chunk.startswith(self.prefixes):
                     fate, keep = self._fate(len(chunk))
                     if fate == "cut":
                         server.sendall(chunk[:keep])
@@ -96,9 +99,9 @@ class FlakyProxy:
 
 
 @contextmanager
-def flaky_proxy(upstream_port: int, *, seed: int, cut: float = 0.3,
-                drop: float = 0.3) -> Iterator[FlakyProxy]:
-    proxy = FlakyProxy(upstream_port, seed=seed, cut=cut, drop=drop)
+def flaky_proxy(upstream_port: int, *, seed: int, cut: float = 0.3, drop: float = 0.3,
+                prefixes: tuple[bytes, ...] = (UPLOAD,)) -> Iterator[FlakyProxy]:
+    proxy = FlakyProxy(upstream_port, seed=seed, cut=cut, drop=drop, prefixes=prefixes)
     thread = threading.Thread(target=proxy.serve, daemon=True)
     thread.start()
     try:

@@ -280,6 +280,6 @@ def test_any_api_body_gets_a_clear_answer_and_stores_nothing(client: FlaskClient
 def test_main_questions_carry_a_pictogram_hidden_from_screen_readers(client: FlaskClient, lang: str) -> None:
     page = client.get(f"/{lang}/").get_data(as_text=True)
     icons = re.findall(r"<svg class=\"icon icon-(\w+)\"[^>]*>", page)
-    assert set(m for m in icons) == {"what", "who", "child", "when", "perpetrator", "danger", "help", "choices"}
+    assert set(m for m in icons) == {"what", "attach", "who", "child", "when", "perpetrator", "danger", "help", "choices"}
     assert all('aria-hidden="true"' in tag for tag in re.findall(r"<svg [^>]*>", page))
     assert " style=" not in page  # the CSP forbids inline styles; icons use attributes only

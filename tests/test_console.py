@@ -32,7 +32,7 @@ ACCESS: dict[str, frozenset[str]] = {
     **{f"casework.{name}": frozenset({"analyst"}) for name in ("figures", "figures_csv")},
     **{f"casework.{name}": frozenset({"officer"}) for name in (
         "cases", "case", "envelope", "note", "consent", "add_note", "save_triage",
-        "set_status", "add_referral", "export")},
+        "set_status", "add_referral", "export", "attachment")},
 }
 
 
@@ -87,7 +87,8 @@ def _urls(app: Flask, report_id: str) -> Iterator[tuple[str, str, str]]:
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("casework."):
             continue
-        values: dict[str, Any] = {"lang": "en", "report_id": report_id, "note_id": 1}
+        values: dict[str, Any] = {"lang": "en", "report_id": report_id, "note_id": 1,
+                                  "attachment_id": "ab" * 16}
         path = rule.build({k: v for k, v in values.items() if k in rule.arguments})[1]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             yield rule.endpoint, method, path

@@ -73,8 +73,8 @@ def _check_parse(data: bytes, max_size: int = LIMIT) -> fmt.Envelope | None:
     )
     assert (magic, version, suite) == (b"INTK", 1, 1)
     assert (flags, schema, report_id) == (env.flags, env.schema, env.report_id)
-    assert flags & 0xFE == 0
-    assert schema == 1
+    assert flags & ~fmt.KNOWN_FLAGS == 0
+    assert schema in fmt.KNOWN_SCHEMAS
     assert 1 <= count <= 8 == fmt.MAX_RECIPIENTS
     assert len(env.recipients) == count
     assert len(env.header) == 25 + 145 * count
@@ -172,15 +172,20 @@ def test_unknown_suite_is_unsupported(suite: int) -> None:
     _raises_exactly(EnvelopeUnsupported, _set(_sealed(), 5, bytes([suite])))
 
 
-@pytest.mark.parametrize("bit", range(1, 8))
+@pytest.mark.parametrize("bit", range(2, 8))
 def test_reserved_flag_bit_is_malformed(bit: int) -> None:
-    for flags in (1 << bit, (1 << bit) | 1):
+    for flags in (1 << bit, (1 << bit) | 1, (1 << bit) | 2):
         _raises_exactly(EnvelopeMalformed, _set(_sealed(), 6, bytes([flags])))
 
 
 def test_server_sealed_flag_alone_is_accepted() -> None:
     env = fmt.parse(_set(_sealed(), 6, b"\x01"), max_size=LIMIT)
-    assert env.server_sealed
+    assert env.server_sealed and not env.has_attachments
+
+
+def test_attachments_flag_is_known() -> None:
+    env = fmt.parse(_set(_sealed(), 6, b"\x02"), max_size=LIMIT)
+    assert env.has_attachments and not env.server_sealed
 
 
 @pytest.mark.parametrize("schema", [0, 3, 255])
@@ -262,7 +267,7 @@ def _nearly_envelopes(draw: st.DrawFn) -> bytes:
     broken = draw(st.sampled_from(
         [None, None, None, "magic", "version", "suite", "flags", "schema", "enc", "twice"]
     ))
-    fields = {"magic": b"INTK", "version": 1, "suite": 1, "flags": draw(st.integers(0, 1)),
+    fields = {"magic": b"INTK", "version": 1, "suite": 1, "flags": draw(st.integers(0, 3)),
               "schema": 1}
     if broken == "magic":
         fields["magic"] = draw(st.binary(min_size=4, max_size=4))

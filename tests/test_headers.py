@@ -48,15 +48,17 @@ def values(conn: store.Connection, instance: instance_mod.Created,
                              envelope=seal_note("n", config.recipients, report_id),
                              actor=officer, now=T0)
     return {"lang": "en", "report_id": report_id, "note_id": note_id,
-            "filename": STATIC_FILE}
+            "filename": STATIC_FILE, "attachment_id": "ab" * 16, "index": "0"}
 
 
 def check(response: TestResponse, what: str, *, endpoint: str | None,
           hsts: bool = False) -> None:
     """Every header of the policy, with the value the policy gives this page."""
     headers = response.headers
-    assert headers.get("Content-Security-Policy") == security.CSP, what
-    assert "frame-ancestors 'none'" in security.CSP and "default-src 'none'" in security.CSP
+    page = security.PAGE_HEADERS.get(endpoint or "", {})
+    csp = headers.get("Content-Security-Policy", "")
+    assert csp == page.get("Content-Security-Policy", security.CSP), what
+    assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp, what
     assert headers.get("Referrer-Policy") == "no-referrer", what
     assert headers.get("X-Content-Type-Options") == "nosniff", what
     assert headers.get("X-Frame-Options") == "DENY", what
@@ -122,7 +124,8 @@ def test_error_pages_send_the_policy(app: Flask, client: FlaskClient,
     token = csrf_token(client.get("/en/status").text)
     answers = {
         "unknown address": (client.get("/no/such/page"), 404, None),
-        "unknown language": (client.get("/xx/"), 404, None),
+        # Routed to the form (its policy), then refused: no such language.
+        "unknown language": (client.get("/xx/"), 404, "report.form"),
         "unknown case": (people["officer"].client.get("/en/console/cases/" + "0" * 32), 404,
                          "casework.case"),
         "no CSRF token": (client.post("/en/status", data={"code": "1"}), 400, "report.status"),

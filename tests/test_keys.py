@@ -108,7 +108,8 @@ def test_rotation_end_to_end(runner: CliRunner, instance: instance_mod.Created,
     assert json.loads(old_only.output)[0]["report"]["what"] == "before rotation"
     new_only = _run(runner, folder, "decrypt", "--key", str(new_file), "--passphrase-file",
                     str(passfile))
-    assert new_only.exit_code == 1 and "2 report(s) could not be opened" in new_only.output
+    assert new_only.exit_code == 1
+    assert "2 report(s) or attachment(s) could not be opened" in new_only.output
 
     # 5. A backup carries the rotation; restored on a fresh folder, old reports still open.
     backup_key = add_backup_key(folder)

@@ -74,6 +74,16 @@ SCHEMAS: dict[int, dict[str, object]] = {
                     "messages_report", "notes_report", "referrals_report"},
     },
 }
+SCHEMAS[4] = {
+    "tables": {
+        **SCHEMAS[3]["tables"],  # type: ignore[dict-item]
+        "uploads": ["report_id", "updated_at", "token_hash", "channel", "language",
+                    "schema_version", "receipt_hash", "envelope_sha256", "envelope"],
+        "attachments": ["report_id", "attachment_id", "position", "sealed_size", "chunks"],
+        "attachment_chunks": ["id", "report_id", "attachment_id", "idx", "data"],
+    },
+    "indexes": {*SCHEMAS[3]["indexes"], "uploads_updated_at"},  # type: ignore[misc]
+}
 
 
 @pytest.fixture
@@ -168,6 +178,33 @@ def test_migration_3_keeps_reports_open_with_no_deadline_until_refreshed(
             "SELECT status, priority, due_at, assignee, consent_refer FROM reports"
         ).fetchone()
         assert row == ("received", "normal", "9999", None, None)
+    finally:
+        conn.close()
+
+
+def test_migration_4_keeps_reports_and_adds_no_attachments_to_them(db_path: Path) -> None:
+    conn = store.connect(db_path, os.urandom(32))
+    try:
+        store.migrate(conn, target=3)
+        report = _report()
+        store.insert_report(conn, report)
+        store.migrate(conn, target=4)
+        (kept,) = list(store.envelopes(conn))
+        assert (kept.report_id, kept.envelope) == (report.report_id, report.envelope)
+        for table in ("uploads", "attachments", "attachment_chunks"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0  # noqa: S608  (our own table names)
+        # Chunks belong to a declared attachment and go with it.
+        conn.execute("INSERT INTO attachments VALUES (?, ?, 0, 16, 1)", (report.report_id, "a" * 32))
+        conn.execute("INSERT INTO attachment_chunks (report_id, attachment_id, idx, data)"
+                     " VALUES (?, ?, 0, ?)", (report.report_id, "a" * 32, b"x" * 16))
+        with pytest.raises(sqlcipher.IntegrityError):
+            conn.execute("INSERT INTO attachment_chunks (report_id, attachment_id, idx, data)"
+                         " VALUES (?, ?, 0, ?)", (report.report_id, "b" * 32, b"x" * 16))
+        with pytest.raises(sqlcipher.IntegrityError):
+            conn.execute("INSERT INTO attachment_chunks (report_id, attachment_id, idx, data)"
+                         " VALUES (?, ?, 0, ?)", (report.report_id, "a" * 32, b"y" * 16))
+        conn.execute("DELETE FROM attachments")
+        assert conn.execute("SELECT count(*) FROM attachment_chunks").fetchone()[0] == 0
     finally:
         conn.close()
 

@@ -44,4 +44,4 @@ def _console_globals() -> dict[str, Any]:
     return {**HELPERS, "console_user": console_user, "min_password": MIN_PASSWORD_CHARS}
 
 
-from intake.casework import access, admin, casefiles  # noqa: E402,F401  (routes register)
+from intake.casework import access, admin, attachments, casefiles  # noqa: E402,F401  (routes)

@@ -60,6 +60,8 @@ def page_data() -> str:
             "receiptKey": cfg.receipt_public_key.text,
             "language": lang,
             "maxText": cfg.limits.max_text_chars,
+            "maxAttachmentBytes": cfg.limits.max_attachment_bytes,
+            "maxAttachments": cfg.limits.max_attachments,
             "submitUrl": url_for("report.submit_api"),
             "enrolUrl": url_for("report.enrol_api"),
             "swUrl": url_for("report.service_worker", v=static_version()),
@@ -73,4 +75,4 @@ def page_data() -> str:
     ).replace("</", "<\\/")
 
 
-from intake.report import api, offline, pages  # noqa: E402,F401  (routes register on import)
+from intake.report import api, media, offline, pages  # noqa: E402,F401  (routes register)

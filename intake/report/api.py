@@ -12,7 +12,7 @@ from flask import Response, jsonify, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from intake import crypto, focal, reports
+from intake import crypto, focal, reports, uploads
 from intake.app import get_db
 from intake.report import bp, config
 
@@ -35,10 +35,19 @@ ERRORS = {
         "This enrolment code is not valid, or was already used. "
         "Ask your organisation for a new one."
     ),
+    # Attachments (Formats 14). A device resumes by itself after the last three.
+    "attachments_missing": _l(
+        "The photos, voice notes or files of this report did not arrive. Send it again."
+    ),
+    "bad_upload": _l("A photo, voice note or file was damaged on the way. Send it again."),
+    "chunk_conflict": _l("A photo, voice note or file was damaged on the way. Send it again."),
+    "upload_unknown": _l("The sending stopped for too long. It starts again."),
+    "chunk_out_of_order": _l("The sending goes on from where it stopped."),
 }
 STATUS = {
     "too_large": 413, "replayed_envelope": 409, "report_id_conflict": 409,
     "focal_point_invalid": 403, "invalid_enrolment_code": 403, "bad_request": 400,
+    "bad_upload": 400, "upload_unknown": 404, "chunk_conflict": 409, "chunk_out_of_order": 409,
 }
 
 
@@ -70,6 +79,46 @@ def submit_api() -> tuple[Response, int]:
     except reports.Rejected as exc:
         return api_error(exc.code)
     return jsonify(report_id=accepted.report_id), 201
+
+
+def _progress(progress: uploads.Progress) -> tuple[Response, int]:
+    # 201 only when every chunk is stored: then, and only then, the report is acknowledged.
+    if progress.complete:
+        return jsonify(report_id=progress.report_id), 201
+    return jsonify(report_id=progress.report_id, received=list(progress.received)), 202
+
+
+@bp.post("/api/uploads")
+def start_upload() -> tuple[Response, int]:
+    """Open an upload of a report with attachments, or learn where it stands."""
+    try:
+        upload = uploads.parse_upload(_json_body(), config().limits)
+        progress = uploads.start(get_db(), config(), upload, now=reports.utcnow)
+    except reports.Rejected as exc:
+        return api_error(exc.code)
+    return _progress(progress)
+
+
+@bp.put("/api/uploads/<report_id>/<attachment_id>/<index>")
+def put_chunk(report_id: str, attachment_id: str, index: str) -> tuple[Response, int]:
+    """One encrypted chunk, as raw bytes: base64 in JSON would cost a third more on 2G."""
+    try:
+        if request.mimetype != "application/octet-stream":
+            # As for JSON: a cross-site page cannot send this type without a preflight.
+            raise reports.Rejected("bad_request")
+        address = uploads.parse_chunk(report_id, attachment_id, index,
+                                      request.headers.get("X-Upload-Token"))
+        try:
+            data = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            raise reports.Rejected("too_large") from None
+        progress = uploads.put_chunk(get_db(), config(), address, data, now=reports.utcnow)
+    except uploads.ChunkOutOfOrder as exc:
+        return jsonify(error=exc.code, message=str(ERRORS[exc.code]),
+                       received=list(exc.received)), 409
+    except reports.Rejected as exc:
+        return api_error(exc.code)
+    return _progress(progress)
 
 
 @bp.post("/api/focal/enrol")

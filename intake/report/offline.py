@@ -17,7 +17,7 @@ from intake.report import bp, config
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SHELL_PAGES = ("report.form", "report.status", "report.about", "report.focal_page",
-               "report.offline_page")
+               "report.offline_page", "report.media_strings")
 
 
 @cache

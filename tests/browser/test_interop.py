@@ -224,7 +224,7 @@ def test_well_sealed_envelopes_out_of_shape_fail(page: Any, keys: list[crypto.Pr
     assert js_unseal(page, [control], 0)[0]["payload"] == body
     cases = {
         "not padded to 512": spec_seal(json_text.ljust(1000, b" "), [k]),
-        "reserved flag bit": spec_seal(padded, [k], flags=0x02),
+        "reserved flag bit": spec_seal(padded, [k], flags=0x04),
         "unknown schema": spec_seal(padded, [k], schema=3),
         "key listed twice": spec_seal(padded, [k, k]),
         "nine recipients": spec_seal(padded, [k, *(crypto.generate_private_key() for _ in "12345678")]),
@@ -301,7 +301,7 @@ def test_js_seal_refuses_bad_input(page: Any, keys: list[crypto.PrivateKey]) -> 
     ok = {"schema": 1, "what": "x"}
     cases = [
         ["no recipients", ok, [], {}], ["nine recipients", ok, [0, 1, 2] * 3, {}],
-        ["twice the same key", ok, [0, 1, 0], {}], ["reserved flag", ok, [0], {"flags": 2}],
+        ["twice the same key", ok, [0, 1, 0], {}], ["reserved flag", ok, [0], {"flags": 4}],
         ["flag not a number", ok, [0], {"flags": "1"}], ["no schema", {"what": "x"}, [0], {}],
         ["array payload", [1], [0], {}], ["point off the curve", ok, [3], {}],
         ["recipients not an array", ok, {"length": 1}, {}],

@@ -114,7 +114,7 @@ def test_report_and_status_pages_with_javascript(shared_server: Any, js_page: An
     report = ReportPage(page, base, PSEUDO).open()
     english.check(page, "report form")
     report.send()
-    _wait_for_text(page, "#form-status", "Please tell us what happened.")
+    _wait_for_text(page, "#form-status", "Please tell us what happened: write it, or record a voice note.")
     english.check(page, "report form: the one required answer is missing")
 
     # Refused by the server: its explanation is in the page's language too.

@@ -119,7 +119,7 @@ def test_empty_report_keeps_the_page_and_says_what_is_needed(live_server: Any, c
     report = ReportPage(page, live_server.url, "en").open()
     page.fill("#place", "kept-place")
     report.send()
-    assert page.locator("#form-status").inner_text() == translate("en", "Please tell us what happened. It is the only question you must answer.")
+    assert page.locator("#form-status").inner_text() == translate("en", "Please tell us what happened: write it, or record a voice note. It is the only thing you must give us.")
     assert report.field_value("place") == "kept-place"
 
 

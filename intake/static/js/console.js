@@ -5,6 +5,7 @@ import { fromBase64url, fromHex, toBase64url } from './bytes.js';
 import { seal, unseal } from './envelope.js';
 import { unlock } from './keyfile.js';
 import { forgetKey, getKey, putKey } from './keyring_client.js';
+import { clearAttachments, showAttachments } from './attachments.js';
 
 var data = JSON.parse(document.getElementById('console-data').textContent);
 var csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -71,7 +72,8 @@ function render(payload) {
   var names = data.order.slice();
   // Anything else the payload holds is shown too, under its own name: it may matter.
   Object.keys(payload).forEach(function (name) {
-    if (names.indexOf(name) < 0 && name !== 'schema' && name !== 'language') names.push(name);
+    if (names.indexOf(name) < 0 && name !== 'schema' && name !== 'language' &&
+        name !== 'attachments') names.push(name); // attachments.js shows those
   });
   names.forEach(function (name) {
     var dt = document.createElement('dt');
@@ -146,6 +148,7 @@ async function onRead() {
   }
   say('read-state', opened.flags & 1 ? t('sealed_by_server') : '');
   render(opened.payload);
+  showAttachments(opened);
   try {
     await recordConsent(opened.payload);
   } catch (error) {
@@ -185,6 +188,7 @@ async function onForget() {
   key = null;
   $('report-content').textContent = '';
   $('report-content').classList.add('hidden');
+  clearAttachments();
   document.querySelectorAll('#notes-list .note-text').forEach(function (el) { el.textContent = ''; });
   showKey();
   say('read-state', t('forgotten'));

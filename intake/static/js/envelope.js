@@ -9,7 +9,8 @@ var VERSION = 1;
 var SUITE = 1; // DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-256-GCM
 var SCHEMA = 1; // a report
 var SCHEMA_NOTE = 2; // an officer's note, sealed to the case's report id (Formats 10)
-var KNOWN_FLAGS = 0x01; // sealed by the server
+var KNOWN_FLAGS = 0x03; // 0x01 sealed by the server, 0x02 has attachments (Formats 13)
+var FLAG_ATTACHMENTS = 0x02;
 var PREFIX = 25;
 var ENTRY = 145; // key id 32, enc 65, sealed content key 48
 var ENC = 65;
@@ -66,6 +67,12 @@ export async function seal(payload, recipients, options) {
   if (reportId !== undefined && !(reportId instanceof Uint8Array && reportId.length === 16)) {
     throw new TypeError('a report id is 16 bytes');
   }
+  // Given only by attachment.js, which derived the attachments' keys from it first; it
+  // zeroes its own copy.
+  var givenKey = options && options.contentKey;
+  if (givenKey !== undefined && !(givenKey instanceof Uint8Array && givenKey.length === 32)) {
+    throw new TypeError('a content key is 32 bytes');
+  }
   if (!Array.isArray(recipients)) throw new TypeError('recipients must be an array');
   var n = recipients.length;
   if (n < 1 || n > MAX_RECIPIENTS) throw new RangeError('an envelope has 1 to 8 recipients');
@@ -76,7 +83,7 @@ export async function seal(payload, recipients, options) {
       if (equal(ids[i], ids[j])) throw new RangeError('a recipient is listed twice');
     }
   }
-  var contentKey = random(32);
+  var contentKey = givenKey ? givenKey.slice() : random(32);
   var prefix = concat(MAGIC, [VERSION, SUITE, flags, payload.schema], reportId || random(16), [n]);
   var parts = [prefix];
   for (i = 0; i < n; i++) {
@@ -184,6 +191,9 @@ export async function unseal(bytes, privateKey, publicKeyBytes) {
       entry.enc, privateKey, publicKeyBytes, info, EMPTY, entry.sealed);
     if (contentKey.length !== 32) throw openError('content key of the wrong length');
     var key = await aesKey(contentKey, 'decrypt');
+    // With attachments, what opens them: an HKDF key that cannot be read out of WebCrypto.
+    var secret = bytes[6] & FLAG_ATTACHMENTS ? await crypto.subtle.importKey(
+      'raw', contentKey, 'HKDF', false, ['deriveKey']) : null;
     contentKey.fill(0);
     var padded = await crypto.subtle.decrypt(
       { name: 'AES-GCM', iv: env.nonce, additionalData: env.header, tagLength: 128 },
@@ -193,9 +203,11 @@ export async function unseal(bytes, privateKey, publicKeyBytes) {
     var text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(padded);
     var payload = JSON.parse(text);
     if (!isObject(payload) || !plainJson(text)) throw openError('not a plain JSON object');
-    return {
+    var opened = {
       reportId: toHex(bytes.subarray(8, 24)), flags: bytes[6], schema: bytes[7], payload: payload
     };
+    if (secret) opened.attachmentSecret = secret;
+    return opened;
   } catch (error) {
     throw openError('the envelope could not be opened');
   }

@@ -1,8 +1,12 @@
-// The offline queue and what else this device keeps in IndexedDB (database "intake", v1):
+// The offline queue and what else this device keeps in IndexedDB (database "intake", v2):
 //   queue  {id: report id hex, body: the submission's JSON text, state: "waiting"|"refused",
-//          error?: the server's code}. The body holds only the envelope, the sealed receipt
-//          and, on a focal point's tablet, its id and signature: ciphertext and a signature,
-//          never the report or its receipt code (SECURITY.md, Formats 6 to 9).
+//          error?: the server's code, bytes?: size of its attachments' chunks}. The body
+//          holds only the envelope, the sealed receipt and, on a focal point's tablet, its
+//          id and signature: ciphertext and a signature, never the report or its receipt
+//          code (SECURITY.md, Formats 6 to 9). With attachments it also holds the upload's
+//          random token and each attachment's id, size and chunk count (Formats 14).
+//   chunks {id: report id hex, a: attachment number, i: chunk number, data: ciphertext}:
+//          the attachments' encrypted chunks (Formats 13), never a byte of plaintext.
 //   pins   {id: key id hex}: the organisation keys this device first sealed to.
 //   focal  {id, name, privateKey}: a focal point's identity; the ECDSA key is
 //          non-extractable and is stored as a CryptoKey, so no script can read it out.
@@ -11,7 +15,7 @@ import { concat, toBase64url, utf8 } from './bytes.js';
 import { jsonHeaders, pageData, t, show } from './page.js';
 
 var NAME = 'intake';
-var VERSION = 1;
+var VERSION = 2; // 2 added the chunks store; sw.js opens it with the same schema
 var FOCAL_LABEL = utf8('intake-focal-v1');
 var connection = null;
 var running = null;
@@ -26,6 +30,9 @@ function open() {
         ['queue', 'pins', 'focal'].forEach(function (store) {
           if (!db.objectStoreNames.contains(store)) db.createObjectStore(store, { keyPath: 'id' });
         });
+        if (!db.objectStoreNames.contains('chunks')) {
+          db.createObjectStore('chunks', { keyPath: ['id', 'a', 'i'] });
+        }
       };
       request.onsuccess = function () {
         var db = request.result;
@@ -41,12 +48,12 @@ function open() {
 // Runs `work(store)` in one transaction and resolves, once it has committed, with the
 // result of the last request `work` returned. "strict" asks the browser to flush to disk
 // before saying so, where it supports the option; the others ignore it.
-function transaction(store, mode, work) {
+export function transaction(store, mode, work) {
   return open().then(function (db) {
     return new Promise(function (resolve, reject) {
       var tx = db.transaction(store, mode, { durability: 'strict' });
       var result;
-      var request = work(tx.objectStore(store));
+      var request = work(Array.isArray(store) ? tx : tx.objectStore(store));
       if (request) request.onsuccess = function () { result = request.result; };
       tx.oncomplete = function () { resolve(result); };
       tx.onerror = tx.onabort = function () { reject(tx.error || new Error('IndexedDB failed')); };
@@ -58,7 +65,12 @@ function all(store) {
   return transaction(store, 'readonly', function (s) { return s.getAll(); });
 }
 
-export function enqueue(id, body) {
+// A report with attachments (`attachments`: each one's encrypted chunks) is kept by
+// chunks.js, loaded only then, so that a first visit does not pay for it.
+export function enqueue(id, body, attachments) {
+  if (attachments) {
+    return import('./chunks.js').then(function (m) { return m.enqueue(id, body, attachments); });
+  }
   return transaction('queue', 'readwrite', function (s) {
     return s.add({ id: id, body: body, state: 'waiting' });
   });
@@ -120,7 +132,7 @@ async function flushOnce(url) {
     var item = items[i];
     var done;
     try {
-      done = await post(url, item);
+      done = item.bytes ? await (await import('./chunks.js')).deliver(item) : await post(url, item);
     } catch (e) {
       done = { kind: 'retry' };
     }
@@ -129,7 +141,8 @@ async function flushOnce(url) {
       break;
     }
     if (done.kind === 'sent') {
-      await transaction('queue', 'readwrite', function (s) { return s.delete(item.id); });
+      if (item.bytes) await (await import('./chunks.js')).forget(item.id);
+      else await transaction('queue', 'readwrite', function (s) { return s.delete(item.id); });
       result.sent.push(item.id);
     } else {
       // Never deleted: a refused report stays, marked, until someone exports it.
@@ -212,10 +225,13 @@ export function attachControl(after) {
 // recognises a report that arrived by file as already there.
 export async function exportFile() {
   var items = await all('queue');
-  var file = JSON.stringify({
-    format: 'intake-queue', version: 1,
-    items: items.map(function (item) { return JSON.parse(item.body); })
-  });
+  var bodies = [];
+  for (var n = 0; n < items.length; n++) {
+    var body = JSON.parse(items[n].body);
+    if (items[n].bytes) body.chunks = await (await import('./chunks.js')).texts(items[n].id);
+    bodies.push(body);
+  }
+  var file = JSON.stringify({ format: 'intake-queue', version: 1, items: bodies });
   var link = document.createElement('a');
   link.href = URL.createObjectURL(new Blob([file], { type: 'application/json' }));
   link.download = 'intake-queue.json';

@@ -23,6 +23,18 @@ var shown = null;
 var direct = null;
 var focal = null;
 var idleTimer = null;
+// Photos, voice note and files (media.js), loaded the first time the person touches them,
+// so that a first visit does not pay for them; `media` is the module once it is there.
+var media = null;
+var mediaLoading = null;
+
+function mediaModule() {
+  if (!mediaLoading) {
+    mediaLoading = import('./media.js').then(function (m) { return m.ready; })
+      .then(function (m) { media = m; return m; });
+  }
+  return mediaLoading;
+}
 
 export function payloadFromForm(formElement, fields, language) {
   var data = new FormData(formElement);
@@ -60,9 +72,10 @@ function restore(values) {
 
 function showReceipt(code, id) {
   // Nothing of the report stays in the page: the fields are emptied, and no history entry
-  // or storage was ever written. The draft lives in this variable until the report is
-  // delivered or refused, and goes with "Next person", idle time or quick exit.
-  shown = { id: id, draft: snapshot() };
+  // or storage was ever written. The draft (with its attachments, in memory) lives in this
+  // variable until the report is delivered or refused, and goes with "Next person", idle
+  // time or quick exit.
+  shown = { id: id, draft: snapshot(), attachments: media ? media.take(id) : null };
   form.reset();
   show($('report'), false);
   show($('form-status'), false);
@@ -84,6 +97,8 @@ function delivered(result) {
     if (state === null) {
       say($('delivery'), t('delivery_sent'), false);
       shown.draft = null;
+      if (media) media.forget(shown.attachments);
+      shown.attachments = null;
     } else if (state === 'refused') {
       var message = result && result.refused[id];
       say($('delivery'), t('delivery_refused') + (message ? ' ' + message : ''), false);
@@ -102,6 +117,10 @@ function sendQueue() {
 // Empties the form and any receipt on screen: "Next person", idle time on a focal tablet.
 function clearAll() {
   form.reset();
+  if (media) {
+    media.clear();
+    if (shown) media.forget(shown.attachments);
+  }
   shown = null;
   direct = null;
   $('receipt-code').textContent = '';
@@ -139,6 +158,17 @@ function warnKeys(ids) {
 }
 
 async function sendDirect(envelope, code, statusBox) {
+  if (direct && direct.chunks) {
+    // With attachments, from memory, the receipt shown only once every chunk is stored.
+    var saved = direct;
+    var kind = await media.upload(saved, statusBox);
+    if (kind !== 'retry') direct = null;
+    if (kind === 'sent') {
+      showReceipt(code, saved.id);
+      say($('delivery'), t('delivery_sent'), false);
+    }
+    return;
+  }
   var data = pageData();
   say(statusBox, t('sending'), false);
   var response = await fetch(data.submitUrl, {
@@ -166,34 +196,45 @@ async function send(statusBox) {
   var data = pageData();
   var payload = payloadFromForm(form, data.fields, data.language);
   var text = JSON.stringify(payload);
-  if (direct && direct.text === text) return sendDirect(direct.envelope, direct.code, statusBox);
+  var revision = media ? media.revision() : 0;
+  if (direct && direct.text === text && direct.revision === revision) {
+    return sendDirect(direct.envelope, direct.code, statusBox);
+  }
   var keys = data.keys.map(fromBase64url);
   var changed = await changedKeys(keys);
   if (changed.length) return warnKeys(changed);
   say(statusBox, t('sealing'), false);
-  var envelope, sealedReceipt;
+  var envelope, sealedReceipt, sealed;
   var code = newCode();
+  var recipients = keys.map(function (k) { return { publicKey: k }; });
   try {
-    envelope = await seal(payload, keys.map(function (k) { return { publicKey: k }; }));
+    // With attachments: {envelope, declaration, chunks} (Formats 13 and 14).
+    sealed = media && media.count() ? await media.seal(payload, recipients) : null;
+    envelope = sealed ? sealed.envelope : await seal(payload, recipients);
     sealedReceipt = await sealReceipt(
       code, data.language, reportIdOf(envelope), fromBase64url(data.receiptKey));
   } catch (e) {
     // WebCrypto is there but cannot seal (an old engine without P-256, say): take the
-    // path of browsers without it, where the server seals at once (SECURITY.md).
+    // path of browsers without it, where the server seals at once (SECURITY.md). That
+    // path takes no attachments: the person must remove them first, and is told so.
+    if (media && media.count()) return say(statusBox, media.cannotSeal(), true);
     form.submit();
     return;
   }
   var id = toHex(reportIdOf(envelope));
-  var body = { envelope: toBase64url(envelope), sealed_receipt: toBase64url(sealedReceipt) };
+  var body = Object.assign({ envelope: toBase64url(envelope),
+    sealed_receipt: toBase64url(sealedReceipt) }, sealed && sealed.declaration);
   if (focal) {
     body.focal_point = focal.id;
     body.signature = await queue.sign(focal.privateKey, envelope, sealedReceipt);
   }
+  var chunks = sealed && sealed.chunks;
   try {
     // Queued before anything is shown or sent: if the page dies now, the report is safe.
-    await queue.enqueue(id, JSON.stringify(body));
+    await queue.enqueue(id, JSON.stringify(body), chunks);
   } catch (e) {
-    direct = { text: text, envelope: body.envelope, code: code };
+    direct = { text: text, revision: revision, envelope: body.envelope, code: code, id: id,
+      body: JSON.stringify(body), chunks: chunks };
     return sendDirect(direct.envelope, code, statusBox);
   }
   showReceipt(code, id);
@@ -213,9 +254,16 @@ function start() {
   var statusBox = $('form-status');
   var what = form.elements.what;
   show($('key-warning'), false);
-  if (!what.value.trim()) {
+  // A voice note or a photo may be the whole report: then nothing need be written.
+  if (!what.value.trim() && !(media && media.count())) {
     say(statusBox, t('what_required'), false);
     what.focus();
+    return;
+  }
+  var trouble = media && media.problem();
+  if (trouble) {
+    say(statusBox, trouble, false);
+    $('attachment-status').focus();
     return;
   }
   busy = true;
@@ -242,6 +290,7 @@ function onKeysAnswer(accept) {
 function backToReport() {
   if (!shown || !shown.draft) return;
   restore(shown.draft);
+  if (media) media.restore(shown.attachments);
   shown = null;
   show($('done'), false);
   show($('report'), true);
@@ -280,5 +329,20 @@ if (form && canSeal) {
   }).catch(function () { /* no IndexedDB: an ordinary phone */ });
   queue.attachControl(delivered);
   queue.showCounts().catch(function () {});
+  setUpAttachments();
   sendQueue();
+}
+
+// The attachments section exists only where the report can be sealed here; its inputs
+// belong to another, empty form, so that the no-JavaScript post never carries them.
+function setUpAttachments() {
+  var box = $('attachments');
+  show(box, true);
+  show($('attachments-nojs'), false);
+  show($('voice'), !!(window.MediaRecorder && navigator.mediaDevices));
+  ['click', 'change'].forEach(function (type) {
+    box.addEventListener(type, function (event) {
+      mediaModule().then(function (m) { return m.handle(event); });
+    });
+  });
 }

@@ -5,6 +5,9 @@
 // a person typed. The queue logic mirrors queue.js (same database, same rules).
 'use strict';
 
+// The upload of reports with attachments, shared with the page (Formats 14).
+importScripts('/static/js/upload.js');
+
 var PREFIX = 'intake-shell-';
 var TIMEOUT = 4000; // ms before a page falls back to its kept copy
 var EXIT = '/n'; // page data's exitUrl: kept too, so quick exit works offline
@@ -114,7 +117,8 @@ self.addEventListener('fetch', function (event) {
   } else if (url.pathname === EXIT) {
     // Quick exit must be instant, connection or not.
     event.respondWith(keptPage(EXIT).then(function (kept) { return kept || fetch(request); }));
-  } else if (request.mode === 'navigate') {
+  } else if (request.mode === 'navigate' || /^\/[a-z]{2,8}\/media\.json$/.test(url.pathname)) {
+    // media.json: the attachments section's words (report/media.py), kept like a page.
     event.respondWith(page(request, url.pathname));
   }
 });
@@ -123,26 +127,75 @@ self.addEventListener('fetch', function (event) {
 // refused after one of our JSON 4xx errors, stop at anything else and try again later.
 function openDb() {
   return new Promise(function (resolve, reject) {
-    var request = indexedDB.open('intake', 1);
+    var request = indexedDB.open('intake', 2);
     request.onupgradeneeded = function () {
+      var db = request.result;
       ['queue', 'pins', 'focal'].forEach(function (store) {
-        if (!request.result.objectStoreNames.contains(store)) {
-          request.result.createObjectStore(store, { keyPath: 'id' });
-        }
+        if (!db.objectStoreNames.contains(store)) db.createObjectStore(store, { keyPath: 'id' });
       });
+      if (!db.objectStoreNames.contains('chunks')) {
+        db.createObjectStore('chunks', { keyPath: ['id', 'a', 'i'] });
+      }
     };
     request.onsuccess = function () { resolve(request.result); };
     request.onerror = function () { reject(request.error); };
   });
 }
 
-function inQueue(db, mode, work) {
+function inStores(db, stores, mode, work) {
   return new Promise(function (resolve, reject) {
-    var tx = db.transaction('queue', mode, { durability: 'strict' });
-    var request = work(tx.objectStore('queue'));
+    var tx = db.transaction(stores, mode, { durability: 'strict' });
+    var request = work(tx);
     tx.oncomplete = function () { resolve(request && request.result); };
     tx.onerror = tx.onabort = function () { reject(tx.error); };
   });
+}
+
+function inQueue(db, mode, work) {
+  return inStores(db, 'queue', mode, function (tx) { return work(tx.objectStore('queue')); });
+}
+
+// A report with attachments: upload.js sends it, reading its chunks from the database,
+// one upload at a time with the pages (queue.js exclusively()), telling them how it goes.
+function sendUpload(db, item) {
+  function readChunk(a, i) {
+    return inStores(db, 'chunks', 'readonly', function (tx) {
+      return tx.objectStore('chunks').get([item.id, a, i]);
+    }).then(function (found) {
+      if (!found) throw new Error('a chunk is missing');
+      return found.data;
+    });
+  }
+  function progress(sent, total) {
+    self.clients.matchAll({ type: 'window' }).then(function (pages) {
+      pages.forEach(function (page) {
+        page.postMessage({ type: 'intake-progress', id: item.id, sent: sent, total: total });
+      });
+    });
+  }
+  function send() { return self.intakeUpload.deliver(item, readChunk, progress); }
+  return self.navigator.locks ? self.navigator.locks.request('intake-upload', send) : send();
+}
+
+async function sendPlain(item) {
+  var abort = new AbortController();
+  var timer = setTimeout(function () { abort.abort(); }, UPLOAD_TIMEOUT);
+  var response, answer;
+  try {
+    response = await fetch(SUBMIT, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: item.body,
+      credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer',
+      redirect: 'error', signal: abort.signal
+    });
+    answer = await response.json().catch(function () { return {}; });
+  } finally {
+    clearTimeout(timer);
+  }
+  var ours = answer && typeof answer.error === 'string';
+  if (response.status === 201 && answer.report_id === item.id) return { kind: 'sent' };
+  if (response.status >= 400 && response.status < 500 && ours &&
+      response.status !== 408 && response.status !== 429) return { kind: 'refused', answer: answer };
+  return { kind: 'retry' };
 }
 
 async function flushOnce() {
@@ -152,29 +205,18 @@ async function flushOnce() {
     var waiting = items.filter(function (item) { return item.state === 'waiting'; });
     for (var i = 0; i < waiting.length; i++) {
       var item = waiting[i];
-      var abort = new AbortController();
-      var timer = setTimeout(function () { abort.abort(); }, UPLOAD_TIMEOUT);
-      var response, answer;
-      try {
-        response = await fetch(SUBMIT, {
-          method: 'POST', headers: { 'Content-Type': 'application/json' }, body: item.body,
-          credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer',
-          redirect: 'error', signal: abort.signal
+      var done = item.bytes ? await sendUpload(db, item) : await sendPlain(item);
+      if (done.kind === 'sent') {
+        await inStores(db, ['queue', 'chunks'], 'readwrite', function (tx) {
+          tx.objectStore('chunks').delete(IDBKeyRange.bound([item.id], [item.id, []]));
+          return tx.objectStore('queue').delete(item.id);
         });
-        answer = await response.json().catch(function () { return {}; });
-      } finally {
-        clearTimeout(timer);
-      }
-      var ours = answer && typeof answer.error === 'string';
-      if (response.status === 201 && answer.report_id === item.id) {
-        await inQueue(db, 'readwrite', function (s) { return s.delete(item.id); });
-      } else if (response.status >= 400 && response.status < 500 && ours &&
-          response.status !== 408 && response.status !== 429) {
+      } else if (done.kind === 'refused') {
         item.state = 'refused';
-        item.error = answer.error;
+        item.error = done.answer.error;
         await inQueue(db, 'readwrite', function (s) { return s.put(item); });
       } else {
-        throw new Error('the queue must wait: ' + response.status);
+        throw new Error('the queue must wait');
       }
     }
   } finally {
