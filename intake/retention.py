@@ -1,7 +1,8 @@
 """Retention: a closed case is deleted `retention.closed_days` after it was closed.
 
-A case is its report row and every row that refers to it (events, messages, notes, triage,
-referrals, and whatever later migrations attach to a report). Each case goes in its own
+A case is its report row and every row that belongs to it (events, messages, notes, triage,
+referrals, attachments and their chunks, and whatever later migrations attach to a
+report); the audit log keeps its entries. Each case goes in its own
 transaction with its audit entry, which names the case and how many rows went, nothing
 else. SQLCipher runs with `secure_delete = ON`, so the deleted rows and freed pages are
 overwritten with zeros in the database file; afterwards the write-ahead log, which still
@@ -67,18 +68,45 @@ def purge(conn: store.Connection, config: Config, *, now: datetime) -> list[Purg
     return done
 
 
+# Keeps a case's id by design: its entries cannot go without breaking the chain, and they
+# never held content (see intake/audit.py).
+KEPT = frozenset({"audit_log"})
+
+
 def _children(conn: store.Connection) -> list[tuple[str, str]]:
-    """(table, column) of every foreign key to reports.id, found in the schema itself, so a
-    table that a later migration hangs on a report is deleted with it without a change here."""
-    found = []
-    for (table,) in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'reports' ORDER BY name"
-    ).fetchall():
-        for row in conn.execute("SELECT * FROM pragma_foreign_key_list(?)", (table,)):
-            # id, seq, table, from, to, on_update, on_delete, match
-            if row[2] == "reports" and row[4] in (None, "id"):
-                found.append((str(table), str(row[3])))
-    return found
+    """(table, column) of every table that holds rows of a case, found in the schema itself,
+    so that a table a later migration hangs on a report goes with it with no change here.
+
+    A row belongs to a case when its table has a foreign key to reports.id, or a column
+    named `report_id` (the attachments' tables have no foreign key: their rows are written
+    while the upload is open, before the report exists). Tables that refer to another of
+    these come first, so that no row is left pointing at one already gone.
+    """
+    tables = [str(name) for (name,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'reports'"
+        " ORDER BY name").fetchall()]
+    found: dict[str, str] = {}
+    refers: dict[str, set[str]] = {}
+    for table in tables:
+        if table in KEPT:
+            continue
+        keys = conn.execute("SELECT * FROM pragma_foreign_key_list(?)", (table,)).fetchall()
+        # id, seq, table, from, to, on_update, on_delete, match
+        to_reports = [str(k[3]) for k in keys if k[2] == "reports" and k[4] in (None, "id")]
+        columns = {str(c[1]) for c in conn.execute("SELECT * FROM pragma_table_info(?)",
+                                                   (table,))}
+        if to_reports or "report_id" in columns:
+            found[table] = to_reports[0] if to_reports else "report_id"
+            refers[table] = {str(k[2]) for k in keys}
+    ordered: list[str] = []
+    while len(ordered) < len(found):
+        # A table no remaining table refers to can go now (no cycles in our schema).
+        ready = [t for t in found if t not in ordered
+                 and not any(t in refers[o] for o in found if o not in ordered and o != t)]
+        if not ready:
+            raise store.StoreError("the tables of a case refer to each other in a cycle")
+        ordered.extend(ready)
+    return [(table, found[table]) for table in ordered]
 
 
 def _purge_one(conn: store.Connection, config: Config, report_id: str, closed_at: datetime,

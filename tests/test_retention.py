@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from intake import audit, cases, create_app, retention, store, triage
+from intake import audit, cases, create_app, crypto, receipts, retention, store, triage, uploads
+from intake.attachments import CHUNK_SIZE
 from intake.cli import main
 from intake.config import Config, ConfigError, Retention, load
 from intake.instance import Created
@@ -45,9 +46,31 @@ def _full_case(conn: store.Connection, config: Config, actor: int, marker: str) 
     return report_id
 
 
+def _with_attachment(conn: store.Connection, config: Config, data: bytes) -> str:
+    """A report with one attachment, uploaded in chunks as a phone sends it."""
+    sealed = crypto.seal_report({"schema": 1, "language": "en"}, config.recipients,
+                                [crypto.NewAttachment("photo.jpg", "image/jpeg", data)])
+    token = os.urandom(uploads.TOKEN_LEN)
+    request = uploads.parse_upload({
+        "envelope": crypto.b64encode(sealed.envelope), "receipt_code": receipts.new_code(),
+        "language": "en", "upload_token": crypto.b64encode(token),
+        "attachments": [{"id": aid.hex(), "size": sum(map(len, chunks)), "chunks": len(chunks)}
+                        for aid, chunks in zip(sealed.attachment_ids, sealed.chunks,
+                                               strict=True)],
+    }, config.limits)
+    report_id = uploads.start(conn, config, request, now=lambda: T0).report_id
+    for aid, chunks in zip(sealed.attachment_ids, sealed.chunks, strict=True):
+        for index, chunk in enumerate(chunks):
+            uploads.put_chunk(conn, config, uploads.ChunkAddress(report_id, aid.hex(), index,
+                                                                 token), chunk, now=lambda: T0)
+    assert store.report_exists(conn, report_id)
+    return report_id
+
+
 def _rows_about(conn: store.Connection, report_id: str) -> dict[str, int]:
     counts = {}
-    for table in ("reports", "report_events", "messages", "notes", "triage", "referrals"):
+    for table in ("reports", "report_events", "messages", "notes", "triage", "referrals",
+                  "attachments", "attachment_chunks"):
         column = "id" if table == "reports" else "report_id"
         counts[table] = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} = ?",  # noqa: S608
                                      (report_id,)).fetchone()[0]
@@ -69,10 +92,12 @@ def test_a_case_closed_longer_ago_than_the_period_goes_with_all_it_holds(
     (purged,) = retention.purge(db, config, now=now)
 
     assert purged.report_id == old
-    assert purged.rows == {"messages": 1, "notes": 1, "referrals": 1, "report_events": 2,
-                           "triage": 1}
+    assert purged.rows == {"attachment_chunks": 0, "attachments": 0, "messages": 1, "notes": 1,
+                           "referrals": 1, "report_events": 2, "triage": 1, "uploads": 0}
     assert set(_rows_about(db, old).values()) == {0}
-    assert all(_rows_about(db, recent).values()) and store.report_exists(db, still_open)
+    kept = _rows_about(db, recent)
+    assert all(kept[t] for t in kept if not t.startswith("attachment"))
+    assert store.report_exists(db, still_open)
     # The deletion is in the audit log: the case and the counts, nothing else.
     entry = next(audit.entries(db, report_id=old, limit=1))
     assert entry.action == "case_purged" and entry.actor is None
@@ -151,6 +176,11 @@ def test_deleted_cases_leave_nothing_in_the_database_file_or_its_log(
     report_id = _full_case(db, config, officer.user.id, marker)
     envelope = next(store.envelopes(db, [report_id])).envelope
     _close(db, config, report_id, officer.user.id, at=T0)
+    # A second case, with a photo: its chunks are ciphertext, but they must go too.
+    photo = _with_attachment(db, config, os.urandom(CHUNK_SIZE + 1000))  # two chunks
+    (chunk,) = db.execute("SELECT data FROM attachment_chunks WHERE report_id = ? AND idx = 0",
+                          (photo,)).fetchone()
+    _close(db, config, photo, officer.user.id, at=T0)
     files = [config.db_path, config.db_path.with_name(config.db_path.name + "-wal")]
 
     def held() -> bytes:
@@ -159,10 +189,14 @@ def test_deleted_cases_leave_nothing_in_the_database_file_or_its_log(
     # The decryption works: before the purge the case is there, in the clear once decrypted.
     before = held()
     assert marker.encode() in before and envelope[-64:] in before
-    retention.purge(db, config, now=T0 + 400 * DAY)
+    assert bytes(chunk)[1000:1064] in before
+    purged = retention.purge(db, config, now=T0 + 400 * DAY)
+    assert {p.report_id: p.rows["attachment_chunks"] for p in purged}[photo] == 2
+    assert set(_rows_about(db, photo).values()) == {0}
     after = held()
     assert marker.encode() not in after, "a deleted case is still readable in the files"
-    assert envelope[-64:] not in after and report_id.encode() in after  # the audit log keeps the id
+    assert envelope[-64:] not in after and bytes(chunk)[1000:1064] not in after
+    assert report_id.encode() in after  # the audit log keeps the id
     # The log was checkpointed and emptied: what it held went to the file, zeroed.
     assert files[1].stat().st_size == 0
 
@@ -202,5 +236,6 @@ def test_purge_command(runner: CliRunner, instance: Created) -> None:
                               ).fetchone()[0]
     finally:
         conn.close()
-    assert json.loads(detail) == {"messages": 0, "notes": 0, "referrals": 0,
-                                  "report_events": 2, "triage": 0}
+    assert json.loads(detail) == {"attachment_chunks": 0, "attachments": 0, "messages": 0,
+                                  "notes": 0, "referrals": 0, "report_events": 2, "triage": 0,
+                                  "uploads": 0}
