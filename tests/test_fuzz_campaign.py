@@ -9,11 +9,12 @@ import pytest
 from fuzz import FUZZ_SECONDS, Harness, campaign
 from test_fuzz_console import TARGETS as CONSOLE
 from test_fuzz_public import TARGETS as PUBLIC
+from test_fuzz_uploads import TARGETS as UPLOADS
 
 
 @pytest.mark.skipif(not FUZZ_SECONDS, reason="set INTAKE_FUZZ_SECONDS (./dev fuzz)")
 def test_fuzz_campaign(fuzz_harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
-    targets = (*PUBLIC, *CONSOLE)
+    targets = (*PUBLIC, *CONSOLE, *UPLOADS)
     done = campaign(targets, fuzz_harness, FUZZ_SECONDS)
     with capsys.disabled():
         print(f"\nfuzzed for {FUZZ_SECONDS:.0f} s: " + ", ".join(
