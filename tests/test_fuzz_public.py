@@ -166,7 +166,7 @@ def queue_items_with_attachments(draw: st.DrawFn) -> dict[str, Any]:
     if "missing" in wrong:
         chunks[0].pop()
     if "extra" in wrong:
-        chunks[-1].append(chunks[-1][-1])
+        chunks[-1].append(chunks[-1][-1] if chunks[-1] else "AAAA")
     if "b64" in wrong and chunks[0]:
         chunks[0][0] = draw(b64(crypto.b64decode(chunks[0][0])))
     if "flip" in wrong and chunks[0]:
