@@ -27,16 +27,24 @@ def new_instance() -> instance.Created:
 
 
 @contextmanager
-def serving(created: instance.Created, *, threads: int = 4) -> Iterator[int]:
+def serving(created: instance.Created, *, threads: int | None = None) -> Iterator[int]:
     """Run `intake serve` for `created` and yield its port once it accepts connections."""
+    with serving_process(created, threads=threads) as (port, _pid):
+        yield port
+
+
+@contextmanager
+def serving_process(created: instance.Created, *,
+                    threads: int | None = None) -> Iterator[tuple[int, int]]:
+    """As `serving`, yielding the port and the server's process id (to measure it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     env = {**os.environ, "INTAKE_INSTANCE": str(created.config.instance_dir)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "intake", "serve", "--port", str(port), "--threads", str(threads)],
-        env=env, stderr=subprocess.DEVNULL,
-    )
+    command = [sys.executable, "-m", "intake", "serve", "--port", str(port)]
+    if threads is not None:  # else intake's own default, derived from the hash slots
+        command += ["--threads", str(threads)]
+    server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     try:
         for _ in range(200):
             try:
@@ -44,7 +52,7 @@ def serving(created: instance.Created, *, threads: int = 4) -> Iterator[int]:
                 break
             except OSError:
                 time.sleep(0.1)
-        yield port
+        yield port, server.pid
     finally:
         server.terminate()
         server.wait()

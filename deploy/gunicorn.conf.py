@@ -16,16 +16,22 @@ memory up to MAX_FORM_MEMORY_SIZE, and Caddy refuses anything larger still (`req
 
 wsgi_app = "intake.wsgi:create()"
 
-# Loopback only: Caddy is the one client. A complainant's address therefore never reaches
-# gunicorn at all; the only address gunicorn's own warnings can name is 127.0.0.1.
+# Loopback only: Caddy is the one client, so the only address gunicorn's own warnings can
+# name is 127.0.0.1. The complainant's address reaches the app only in the X-Forwarded-For
+# header Caddy writes, for the per-client limits on guessing (SECURITY.md); gunicorn logs
+# no header.
 bind = ["127.0.0.1:8000"]
 
 # Threads, so that a slow request holds one thread rather than a whole worker, and so that
 # receipt-code hashes (argon2id, which releases the GIL) run in parallel. Each hash takes
-# 64 MiB while it runs: 2 workers x 4 threads is at most 512 MiB of hashing at once.
+# 64 MiB while it runs; each worker runs at most [capacity] hash_slots at once (one per
+# core by default) and answers 503 beyond that, so hashing takes at most 2 x cores x 64 MiB
+# (256 MiB on 2 cores). Keep threads above twice the slots, so that pages are served while
+# every slot is busy (intake/capacity.py). The guessing limits are in the database: they
+# hold across both workers.
 worker_class = "gthread"
 workers = 2
-threads = 4
+threads = 8
 
 # Build the app once, in the master, before forking: schema migrations then run in one
 # process instead of racing in each worker, and a configuration error stops start-up once,

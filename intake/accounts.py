@@ -2,9 +2,9 @@
 
 An administrator adds an account and hands its one-time set-up code to the officer, who
 chooses a password and enrols an authenticator app: the administrator never knows either.
-Every login needs the password and a six-digit code. Failed logins are limited per account
-and overall, in the database, so the limit holds across every worker process; no client
-address is kept to do it (SECURITY.md, "Officer accounts").
+Every login needs the password and a six-digit code. Failed logins are limited per account,
+per client and overall, in the database, so the limit holds across every worker process; no
+client address is kept to do it (SECURITY.md, "Officer console").
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from intake import audit, crypto, focal, store
+from intake import audit, capacity, crypto, focal, store, throttle
 from intake.receipts import HashParams
 
 ROLES = ("admin", "officer", "analyst")
@@ -37,6 +37,13 @@ MAX_WAIT = timedelta(hours=1)
 # every login waits until the window has passed. It slows a spray over many usernames.
 OVERALL_FAILURES = 100
 WINDOW = timedelta(minutes=5)
+# Per client (a keyed hash of its address, intake/throttle.py): one client spraying many
+# names is slowed before the overall limit holds every officer. More free tries than per
+# account, because an office shares one address; capped, so that someone on the same
+# network as the officers can slow them but never lock them out for good.
+CLIENT_POLICY = throttle.Policy(
+    free_failures=10, first_wait=timedelta(minutes=1), max_wait=timedelta(minutes=15)
+)
 
 
 class AccountError(Exception):
@@ -187,19 +194,23 @@ def begin_setup(
     params: HashParams,
     now: datetime,
     rng: crypto.Rng = os.urandom,
+    gate: capacity.Gate | None = None,
 ) -> bytes:
     """Check the set-up code, keep the new password's hash, return a new TOTP secret.
 
     The account stays unusable until `finish_setup` sees a first code from the app.
     """
     check_password(password)
+    _setup_account(conn, username, code, now)  # before the hash: a wrong code costs none
+    with capacity.slot(gate):
+        password_hash = _hasher(params).hash(_normal(password))
     with store.transaction(conn):
         user_id = _setup_account(conn, username, code, now)
         secret = crypto.new_totp_secret(rng)
         conn.execute(
             "UPDATE users SET password_hash = ?, totp_secret = ?, totp_last_step = 0"
             " WHERE id = ?",
-            (_hasher(params).hash(_normal(password)), secret, user_id),
+            (password_hash, secret, user_id),
         )
     return secret
 
@@ -247,36 +258,67 @@ def authenticate(
     params: HashParams,
     now: datetime,
     action: str = "login",
+    client_address: str | None = None,
+    gate: capacity.Gate | None = None,
 ) -> User:
-    """Check name, password and code under the limits above; raises LoginRefused."""
+    """Check name, password and code under the limits above; raises LoginRefused, or
+    capacity.Busy (the try does not count) when no slot is free for the hash.
+
+    The try is counted as failed before the argon2id hash and taken back if it succeeds,
+    so that tries sent all at once cannot slip past a limit; and no transaction is held
+    during the hash, so that other writers (reports arriving) never wait on a login.
+    """
     hasher = _hasher(params)
+    name = username.strip().lower()[:64]
     with store.transaction(conn):
         wait = _overall_wait(conn, now)
         row = conn.execute(
             "SELECT id, password_hash, totp_secret, totp_last_step, failed_logins,"
             " last_failed_at FROM users WHERE username = ? AND setup_hash IS NULL"
             " AND disabled_at IS NULL AND password_hash IS NOT NULL",
-            (username.strip().lower()[:64],),
+            (name,),
         ).fetchone()
         if row is not None:
             wait = max(wait, _account_wait(int(row[4]), row[5], now))
-        if wait:
-            raise LoginRefused(retry_after=max(1, int(wait.total_seconds())))
-        step = _check(hasher, row, password, totp_code, now)
+        client = throttle.client_id(conn, client_address, now)
+        wait = max(wait, throttle.client_wait(conn, CLIENT_POLICY, throttle.LOGIN, client, now))
+        pending: tuple[int, throttle.Counted] = (0, throttle.Counted(throttle.LOGIN, None))
+        if not wait:
+            pending = _count_failure(conn, None if row is None else int(row[0]), client, now)
+    if wait:
+        raise LoginRefused(retry_after=throttle.seconds(wait))
+    try:
+        with capacity.slot(gate):
+            step = _check(hasher, row, password, totp_code, now)
+            rehashed = (hasher.hash(_normal(password)) if step is not None
+                        and hasher.check_needs_rehash(str(row[1])) else None)
+    except BaseException:
+        with store.transaction(conn):
+            _uncount_failure(conn, row, pending, now)
+        raise
+    with store.transaction(conn):
+        if step is not None:
+            # The code must still be newer than the last one used: another login with the
+            # same code may have finished while this one was hashing.
+            used = conn.execute(
+                "UPDATE users SET failed_logins = 0, last_failed_at = NULL, totp_last_step = ?"
+                " WHERE id = ? AND totp_last_step < ?",
+                (step, int(row[0]), step),
+            ).rowcount
+            if not used:
+                step = None
         if step is None:
-            _failed(conn, audit_key, None if row is None else int(row[0]), now)
+            # The name typed is not recorded when no account has it: it may be a password.
+            audit.record(conn, audit_key, actor=None if row is None else int(row[0]),
+                         action="login_failed", now=now)
         else:
             user_id = int(row[0])
-            conn.execute(
-                "UPDATE users SET failed_logins = 0, last_failed_at = NULL, totp_last_step = ?"
-                " WHERE id = ?",
-                (step, user_id),
-            )
-            if hasher.check_needs_rehash(str(row[1])):
+            conn.execute("DELETE FROM login_failures WHERE rowid = ?", (pending[0],))
+            throttle.uncount(conn, pending[1])
+            if rehashed is not None:
                 conn.execute("UPDATE users SET password_hash = ? WHERE id = ?",
-                             (hasher.hash(_normal(password)), user_id))
+                             (rehashed, user_id))
             audit.record(conn, audit_key, actor=user_id, action=action, now=now)
-    # Outside the transaction, so the failure it records is committed.
     if step is None:
         raise LoginRefused()
     user = get(conn, int(row[0]))
@@ -324,16 +366,33 @@ class _Dummy:
 _DUMMY = _Dummy()
 
 
-def _failed(conn: store.Connection, audit_key: bytes, user_id: int | None, now: datetime) -> None:
+def _count_failure(conn: store.Connection, user_id: int | None, client: bytes | None,
+                   now: datetime) -> tuple[int, throttle.Counted]:
+    """Count a try as failed, before it is checked: its row in login_failures, and its
+    count for the client."""
     if user_id is not None:
         conn.execute(
             "UPDATE users SET failed_logins = failed_logins + 1, last_failed_at = ? WHERE id = ?",
             (now.isoformat(), user_id),
         )
-    conn.execute("INSERT INTO login_failures (at) VALUES (?)", (now.isoformat(),))
     conn.execute("DELETE FROM login_failures WHERE at < ?", ((now - WINDOW).isoformat(),))
-    # The name typed is not recorded when no account has it: it may be a password.
-    audit.record(conn, audit_key, actor=user_id, action="login_failed", now=now)
+    cursor = conn.execute("INSERT INTO login_failures (at) VALUES (?)", (now.isoformat(),))
+    counted = throttle.count(conn, CLIENT_POLICY, throttle.LOGIN, client, now)
+    return int(cursor.lastrowid or 0), counted
+
+
+def _uncount_failure(conn: store.Connection, row: tuple[Any, ...] | None,
+                     pending: tuple[int, throttle.Counted], now: datetime) -> None:
+    """Take back a try that was never checked (the server was busy): one failure fewer,
+    and the account's last failure what it was, unless a later try has set its own."""
+    if row is not None:
+        conn.execute(
+            "UPDATE users SET failed_logins = max(failed_logins - 1, 0), last_failed_at ="
+            " CASE WHEN last_failed_at = ? THEN ? ELSE last_failed_at END WHERE id = ?",
+            (now.isoformat(), row[5], int(row[0])),
+        )
+    conn.execute("DELETE FROM login_failures WHERE rowid = ?", (pending[0],))
+    throttle.uncount(conn, pending[1])
 
 
 def _overall_wait(conn: store.Connection, now: datetime) -> timedelta:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 
-from intake import cases, i18n, reports, retention, security, store, uploads
+from intake import capacity, cases, i18n, reports, retention, security, store, throttle, uploads
 from intake.config import Config
+
+GATE = "intake.gate"
 
 
 def create_app(config: Config) -> Flask:
@@ -18,6 +20,11 @@ def create_app(config: Config) -> Flask:
         # reading it, so a flood of big bodies cannot exhaust memory.
         MAX_CONTENT_LENGTH=config.limits.max_request_bytes,
         MAX_FORM_MEMORY_SIZE=config.limits.max_request_bytes,
+    )
+    # One gate for the process: every argon2id hash and server-side seal takes a slot.
+    slots = config.capacity.slots
+    app.extensions[GATE] = capacity.Gate(
+        slots, waiting=slots, wait_seconds=config.capacity.wait_seconds
     )
     csrf = security.init_app(app, secure_cookies=config.secure_cookies)
     i18n.init_app(app)
@@ -53,6 +60,24 @@ def get_db() -> store.Connection:
         g.db = store.connect(cfg.db_path, cfg.db_key)
     conn: store.Connection = g.db
     return conn
+
+
+def get_gate() -> capacity.Gate:
+    """The process's gate for expensive work (intake/capacity.py)."""
+    gate: capacity.Gate = current_app.extensions[GATE]
+    return gate
+
+
+def client_address() -> str | None:
+    """The address that tells this client apart for throttling, or None when the instance
+    does not tell clients apart (a Tor onion service). Passed on, never logged or stored:
+    intake/throttle.py keeps only a keyed hash of it that is forgotten within a day."""
+    cfg: Config = current_app.config["INTAKE"]
+    if not cfg.throttle.per_client:
+        return None
+    return throttle.client_address(
+        request.remote_addr, request.headers.get("X-Forwarded-For"), cfg.trusted_proxy
+    )
 
 
 def _close_db(_exc: BaseException | None) -> None:

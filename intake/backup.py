@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from intake import crypto, files, store
+from intake import crypto, files, store, throttle
 from intake.backupfile import BackupDamaged as BackupDamaged
 from intake.backupfile import BackupError as BackupError
 from intake.backupfile import BackupInvalid as BackupInvalid
@@ -152,6 +152,10 @@ def export_database(source: Path, key: bytes, target: Path, target_key: bytes) -
                 conn.execute("SELECT sqlcipher_export('backup')").fetchall()
                 # sqlcipher_export copies schema and rows, not the user_version header field.
                 conn.execute(f"PRAGMA backup.user_version = {schema:d}")
+                # Throttling state is forgotten within a day on the server; a backup must not
+                # keep it for longer (intake/throttle.py).
+                conn.execute("PRAGMA backup.secure_delete = ON")
+                throttle.forget_everything(conn, "backup")
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

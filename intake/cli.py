@@ -130,15 +130,21 @@ def _print_created(created: instance_mod.Created) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
               help="Port to listen on.")
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
-              help="Worker threads.")
+@click.option("--threads", type=click.IntRange(1, 256),
+              help="Worker threads (default: twice [capacity] hash_slots, plus 4).")
 @click.pass_obj
-def serve(obj: Ctx, host: str, port: int, threads: int) -> None:
+def serve(obj: Ctx, host: str, port: int, threads: int | None) -> None:
     """Serve the app with waitress, a production WSGI server."""
     _serve(obj.config(), host, port, threads)
 
 
-def _serve(config: Config, host: str, port: int, threads: int) -> None:
+def serve_threads(config: Config) -> int:
+    """Enough threads that hashing (slots) and waiting for a slot (as many again) never
+    take them all: pages, and the 503 that says "busy", are still answered at once."""
+    return 2 * config.capacity.slots + 4
+
+
+def _serve(config: Config, host: str, port: int, threads: int | None) -> None:
     import waitress
 
     from intake.app import create_app
@@ -153,13 +159,23 @@ def _serve(config: Config, host: str, port: int, threads: int) -> None:
     except store.StoreError as exc:
         raise click.ClickException(str(exc)) from None
     limit = config.limits.max_request_bytes
+    if threads is None:
+        threads = serve_threads(config)
+    elif threads <= 2 * config.capacity.slots:
+        click.secho(f"With --threads {threads} and {config.capacity.slots} hash slots, requests "
+                    "waiting to hash can hold every thread; pages will wait behind them. "
+                    f"Use at least {serve_threads(config)}.", fg="yellow", err=True)
     waitress.serve(
         app, host=host, port=port, threads=threads, ident="intake",
         # Refuse bodies over the limit before buffering them, and keep every accepted body
         # in memory: waitress spills larger ones to a temporary file, and a no-JavaScript
         # report body is plaintext that must never touch the disk.
         max_request_body_size=limit, inbuf_overflow=limit + 1,
-        clear_untrusted_proxy_headers=True,
+        # Headers reach the app as sent, as under gunicorn: the app alone decides whose
+        # X-Forwarded-For to believe (trusted_proxy, intake/throttle.py), and nothing else
+        # reads them. waitress's own proxy handling would log a malformed header's value,
+        # which can hold a client's address.
+        clear_untrusted_proxy_headers=False,
     )
 
 
@@ -603,7 +619,7 @@ def demo(port: int) -> None:
     click.echo(
         f"  intake --instance {created.config.instance_dir} decrypt --key {created.key_file}"
     )
-    _serve(created.config, "127.0.0.1", port, 4)
+    _serve(created.config, "127.0.0.1", port, None)
 
 
 # --- Backups, restoring, and a new database key (intake/backup.py, intake/rekey.py) ------

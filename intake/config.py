@@ -17,6 +17,7 @@ An instance folder holds:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -151,6 +152,41 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """Expensive work at once (intake/capacity.py): argon2id hashes and server-side sealing."""
+
+    # 0: one slot per CPU core this process may use. Each slot may hold one argon2id hash,
+    # so memory for hashing is at most slots x the larger memory_kib of the two hashes.
+    hash_slots: int = 0
+    # How long a request may wait for a slot before it is answered 503 (busy).
+    wait_seconds: float = 2.0
+
+    @property
+    def slots(self) -> int:
+        if self.hash_slots:
+            return self.hash_slots
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """Limits on receipt-code guessing (intake/throttle.py; SECURITY.md, "Guessing a receipt
+    code"). Waits are in seconds."""
+
+    # Off for a Tor onion service, or behind a proxy that cannot name the client: every
+    # visitor would then look like one client, and one guesser would hold them all.
+    per_client: bool = True
+    status_free_failures: int = 5
+    status_first_wait_seconds: int = 30
+    status_max_wait_seconds: int = 600
+    status_overall_failures: int = 300
+    status_overall_window_seconds: int = 600
+
+
+@dataclass(frozen=True)
 class Config:
     instance_dir: Path
     organisation: str
@@ -165,6 +201,12 @@ class Config:
     console: Console = Console()
     retention: Retention = Retention()
     retired_keys: tuple[RetiredKey, ...] = ()
+    capacity: Capacity = Capacity()
+    throttle: Throttle = Throttle()
+    # Which peer is a reverse proxy whose X-Forwarded-For names the client: "loopback" (any
+    # address of this machine: Caddy in deploy/), one IP address, or "none". Used only to
+    # tell clients apart for throttling (intake/throttle.py); never logged.
+    trusted_proxy: str = "loopback"
     # Off only for a demo or test served over plain http on 127.0.0.1.
     secure_cookies: bool = True
     timezone: str = "UTC"
@@ -264,6 +306,9 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         password_hash=HashParams(**raw.get("password_hash", {})),
         console=_console(raw.get("console", {})),
         retention=Retention(**raw.get("retention", {})),
+        capacity=_capacity(raw.get("capacity", {})),
+        throttle=_throttle(raw.get("throttle", {})),
+        trusted_proxy=_trusted_proxy(str(raw.get("trusted_proxy", "loopback"))),
         secure_cookies=bool(raw.get("secure_cookies", True)),
         timezone=_timezone(str(raw.get("timezone", "UTC"))),
         focal_idle_minutes=int(raw.get("focal_idle_minutes", 5)),
@@ -314,6 +359,41 @@ def _console(raw: dict[str, Any]) -> Console:
            console.setup_hours, console.page_size) < 1:
         raise ValueError("every [console] setting is a whole number of at least 1")
     return console
+
+
+def _trusted_proxy(text: str) -> str:
+    if text in ("loopback", "none"):
+        return text
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(
+            f"trusted_proxy {text!r} is not \"loopback\", \"none\" or an IP address"
+        ) from None
+
+
+def _capacity(raw: dict[str, Any]) -> Capacity:
+    capacity = Capacity(hash_slots=int(raw.get("hash_slots", 0)),
+                        wait_seconds=float(raw.get("wait_seconds", 2.0)))
+    if capacity.hash_slots < 0 or not 0 <= capacity.wait_seconds <= 60:
+        raise ValueError("[capacity] hash_slots is 0 or more, wait_seconds 0 to 60")
+    unknown = set(raw) - {"hash_slots", "wait_seconds"}
+    if unknown:
+        raise ValueError(f"[capacity] has no setting {', '.join(sorted(unknown))}")
+    return capacity
+
+
+def _throttle(raw: dict[str, Any]) -> Throttle:
+    per_client = raw.get("per_client", True)
+    if not isinstance(per_client, bool):
+        raise ValueError("[throttle] per_client is true or false")
+    numbers = {k: int(v) for k, v in raw.items() if k != "per_client"}
+    throttle = Throttle(per_client=per_client, **numbers)
+    if min(numbers.values(), default=1) < 1:
+        raise ValueError("every [throttle] number is a whole number of at least 1")
+    if throttle.status_first_wait_seconds > throttle.status_max_wait_seconds:
+        raise ValueError("[throttle] status_first_wait_seconds exceeds status_max_wait_seconds")
+    return throttle
 
 
 def _receipt_key(text: str) -> PrivateKey:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from intake import cases, crypto, focal, receipts, store
+from intake import capacity, cases, crypto, focal, receipts, store, throttle
 from intake import envelope as fmt
 from intake.config import Config
 
@@ -171,14 +171,18 @@ def admit(
 
 
 def accept(
-    conn: store.Connection, config: Config, submission: Submission, *, now: Clock = utcnow
+    conn: store.Connection, config: Config, submission: Submission, *, now: Clock = utcnow,
+    gate: capacity.Gate | None = None,
 ) -> Accepted:
-    """Store an envelope sealed on a device. Raises Rejected; stores nothing then.
+    """Store an envelope sealed on a device. Raises Rejected, or capacity.Busy when no
+    slot for the hash is free; stores nothing then.
 
     Cheap checks come first (shape, receipt, signature), the argon2id hash last.
     """
     admitted = admit(conn, config, submission, attachments=False, now=now())
-    created = _store(conn, config, admitted.env, submission.envelope, admitted.code,
+    with capacity.slot(gate):
+        digest = _digest(admitted.code, config)
+    created = _store(conn, config, admitted.env, submission.envelope, digest,
                      admitted.language, admitted.channel, "device", now)
     return Accepted(admitted.env.report_id_hex, created)
 
@@ -207,18 +211,23 @@ def seal_on_server(
     report_id: bytes | None = None,
     now: Clock = utcnow,
     rng: crypto.Rng = os.urandom,
+    gate: capacity.Gate | None = None,
 ) -> ServerReceipt:
     """The no-JavaScript path: seal in memory at once, store only the envelope.
 
     `report_id` comes from the form the server rendered, so that a browser resubmitting the
     same form (reload, double tap) is recognised instead of filing the report twice.
+    Raises capacity.Busy, having sealed and stored nothing, when no slot is free.
     """
     code = receipts.new_code(rng)
-    data = crypto.seal(
-        payload, config.recipients, flags=fmt.FLAG_SERVER_SEALED, report_id=report_id, rng=rng
-    )
+    with capacity.slot(gate):
+        data = crypto.seal(
+            payload, config.recipients, flags=fmt.FLAG_SERVER_SEALED, report_id=report_id,
+            rng=rng,
+        )
+        digest = _digest(code, config)
     env = fmt.parse(data, max_size=max(len(data), config.limits.max_envelope_bytes))
-    _store(conn, config, env, data, code, language, "web", "server", now)
+    _store(conn, config, env, data, digest, language, "web", "server", now)
     return ServerReceipt(env.report_id_hex, code)
 
 
@@ -263,8 +272,33 @@ def import_queue(
     return ImportResult(stored, already, tuple(refused))
 
 
-def find_status(conn: store.Connection, config: Config, typed_code: str) -> store.StatusView | None:
-    """Look a report up by its receipt code.
+def check_status(
+    conn: store.Connection, config: Config, typed_code: str, *, client_address: str | None,
+    now: Clock = utcnow, gate: capacity.Gate | None = None, rng: crypto.Rng = os.urandom,
+) -> store.StatusView | None:
+    """A status check under the guessing limits (intake/throttle.py).
+
+    Raises throttle.Throttled, without checking the code, when this client or the whole
+    instance has failed too often lately; a right code is no exception, or every guess
+    would be answered. Raises capacity.Busy when no slot is free for the hash; that try
+    does not count.
+    """
+    attempt = throttle.begin_status_check(conn, config.throttle, client_address, now(), rng)
+    try:
+        view = find_status(conn, config, typed_code, gate=gate)
+    except BaseException:
+        attempt.cancel()  # not checked: no guess was answered
+        raise
+    if view is not None:
+        attempt.cancel()  # a found code is not a failure
+    return view
+
+
+def find_status(
+    conn: store.Connection, config: Config, typed_code: str, *,
+    gate: capacity.Gate | None = None,
+) -> store.StatusView | None:
+    """Look a report up by its receipt code, with no limit on tries (see check_status).
 
     A malformed code, a code with a wrong check digit and an unknown code all cost one
     argon2id hash and all return None, so the answer and its timing say nothing more than
@@ -273,11 +307,16 @@ def find_status(conn: store.Connection, config: Config, typed_code: str) -> stor
     try:
         code = receipts.normalise(typed_code)
     except receipts.ReceiptCodeInvalid:
-        code = "0" * receipts.CODE_DIGITS
-        receipts.lookup_hash(code, pepper=config.pepper, params=config.receipt_hash)
+        with capacity.slot(gate):
+            _digest("0" * receipts.CODE_DIGITS, config)
         return None
-    digest = receipts.lookup_hash(code, pepper=config.pepper, params=config.receipt_hash)
+    with capacity.slot(gate):
+        digest = _digest(code, config)
     return store.find_by_receipt(conn, digest)
+
+
+def _digest(code: str, config: Config) -> bytes:
+    return receipts.lookup_hash(code, pepper=config.pepper, params=config.receipt_hash)
 
 
 def _store(
@@ -285,13 +324,12 @@ def _store(
     config: Config,
     env: fmt.Envelope,
     data: bytes,
-    code: str,
+    digest: bytes,
     language: str,
     channel: str,
     sealed_by: str,
     now: Clock,
 ) -> bool:
-    digest = receipts.lookup_hash(code, pepper=config.pepper, params=config.receipt_hash)
     try:
         with store.transaction(conn):
             created = store.insert_report(

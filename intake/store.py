@@ -35,7 +35,7 @@ class ReplayedEnvelope(Exception):
 
 
 class ReportConflict(Exception):
-    """Another envelope already uses this report id or receipt code."""
+    """Another envelope already uses this report id."""
 
 
 @dataclass(frozen=True)
@@ -240,8 +240,25 @@ _MIGRATION_4 = """
         );
 """
 
+# Throttling of guesses (intake/throttle.py). No address is stored: a client is a truncated
+# HMAC of its address under a key in `meta` that is replaced, with every row here, each day.
+_MIGRATION_5 = """
+        CREATE TABLE throttle_clients (
+            kind TEXT NOT NULL CHECK (kind IN ('status', 'login')),
+            client BLOB NOT NULL,            -- 8 bytes of HMAC-SHA256(day key, address)
+            failures INTEGER NOT NULL,
+            last_at TEXT NOT NULL,           -- UTC, ISO 8601: the last try counted
+            PRIMARY KEY (kind, client)
+        ) WITHOUT ROWID;
+        -- Failed receipt-code checks of every client: only the time, for the overall limit.
+        CREATE TABLE status_failures (at TEXT NOT NULL);
+        CREATE INDEX status_failures_at ON status_failures (at);
+"""
+
 # Append only: a migration that has shipped is never edited. Each has its own test.
-MIGRATIONS: Sequence[str] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4)
+MIGRATIONS: Sequence[str] = (
+    _MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5
+)
 
 
 def connect(path: Path, key: bytes) -> Connection:
@@ -364,9 +381,11 @@ def insert_report(conn: Connection, report: NewReport) -> bool:
 
     Returns True when stored now, False when this very submission (same envelope, same
     receipt code) was stored before: a retry after a lost answer, which changes nothing.
+    A receipt code that another report has does not stop the report (see taken_receipt).
     """
     digest = hashlib.sha256(report.envelope).digest()
     at = _minute(report.received_at)
+    taken = taken_receipt(report.receipt_hash, report.report_id)
     with transaction(conn):
         row = conn.execute(
             "SELECT envelope_sha256, receipt_hash FROM reports WHERE id = ?", (report.report_id,)
@@ -374,28 +393,42 @@ def insert_report(conn: Connection, report: NewReport) -> bool:
         if row is not None:
             if row[0] != digest:
                 raise ReportConflict()
-            if row[1] != report.receipt_hash:
+            if row[1] not in (report.receipt_hash, taken):
                 raise ReplayedEnvelope()
             return False
-        try:
-            conn.execute(
-                "INSERT INTO reports (id, received_at, channel, language, schema_version,"
-                " sealed_by, receipt_hash, envelope_sha256, envelope)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (report.report_id, at, report.channel, report.language, report.schema,
-                 report.sealed_by, report.receipt_hash, digest, report.envelope),
-            )
-        except sqlcipher.IntegrityError as exc:
-            # Only a repeated receipt hash is the client's doing; any other constraint
-            # failing is our bug and must surface as one.
-            if "UNIQUE" not in str(exc):
-                raise
-            raise ReportConflict() from None
+        receipt_hash = report.receipt_hash
+        if conn.execute(
+            "SELECT 1 FROM reports WHERE receipt_hash = ?", (receipt_hash,)
+        ).fetchone() is not None:
+            # Another report has this receipt code. Refusing would tell whoever sent it that
+            # the code exists: a way to guess codes with no limit but the hash. So the
+            # report is stored (it was sent, and is acknowledged) under a lookup key no
+            # code can match; the code goes on finding the first report.
+            receipt_hash = taken
+        conn.execute(
+            "INSERT INTO reports (id, received_at, channel, language, schema_version,"
+            " sealed_by, receipt_hash, envelope_sha256, envelope)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (report.report_id, at, report.channel, report.language, report.schema,
+             report.sealed_by, receipt_hash, digest, report.envelope),
+        )
         conn.execute(
             "INSERT INTO report_events (report_id, at, status) VALUES (?, ?, 'received')",
             (report.report_id, at),
         )
     return True
+
+
+def taken_receipt(receipt_hash: bytes, report_id: str) -> bytes:
+    """The lookup key stored for a report whose receipt code another report already has.
+
+    No argon2id output equals it (it is a SHA-256 of its own label), so no code finds the
+    report; and it is the same each time, so that a retry of the same submission is still
+    recognised as one.
+    """
+    return hashlib.sha256(
+        b"intake-receipt-taken\x00" + receipt_hash + bytes.fromhex(report_id)
+    ).digest()
 
 
 def find_by_receipt(conn: Connection, receipt_hash: bytes) -> StatusView | None:

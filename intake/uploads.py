@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from hmac import compare_digest
 
 from intake import attachments as att
-from intake import audit, cases, crypto, receipts, reports, store
+from intake import audit, capacity, cases, crypto, receipts, reports, store
 from intake.config import Config, Limits
 from intake.reports import Clock, Rejected, utcnow
 
@@ -138,8 +138,9 @@ def _token(text: str | None, error: str) -> bytes:
 
 
 def start(conn: store.Connection, config: Config, request: UploadRequest, *,
-          now: Clock = utcnow) -> Progress:
-    """Open an upload, or answer where an earlier one stands. Raises Rejected.
+          now: Clock = utcnow, gate: capacity.Gate | None = None) -> Progress:
+    """Open an upload, or answer where an earlier one stands. Raises Rejected, or
+    capacity.Busy (nothing stored) when no slot is free for the receipt code's hash.
 
     Sending the same opening again (same envelope, receipt and token) is how a device
     resumes: it learns which chunks are stored. A report already complete answers as
@@ -149,8 +150,9 @@ def start(conn: store.Connection, config: Config, request: UploadRequest, *,
     admitted = reports.admit(conn, config, request.submission, attachments=True, now=moment)
     data = request.submission.envelope
     digest = hashlib.sha256(data).digest()
-    receipt_hash = receipts.lookup_hash(admitted.code, pepper=config.pepper,
-                                        params=config.receipt_hash)
+    with capacity.slot(gate):
+        receipt_hash = receipts.lookup_hash(admitted.code, pepper=config.pepper,
+                                            params=config.receipt_hash)
     token_hash = hashlib.sha256(request.token).digest()
     report_id = admitted.env.report_id_hex
     purge(conn, config, now=moment)
@@ -158,14 +160,14 @@ def start(conn: store.Connection, config: Config, request: UploadRequest, *,
         done = conn.execute("SELECT envelope_sha256, receipt_hash FROM reports WHERE id = ?",
                             (report_id,)).fetchone()
         if done is not None:
-            _same_submission(done, digest, receipt_hash)
+            _same_submission(done, digest, receipt_hash, report_id)
             return Progress(report_id, complete=True)
         open_ = conn.execute(
             "SELECT envelope_sha256, receipt_hash, token_hash FROM uploads WHERE report_id = ?",
             (report_id,),
         ).fetchone()
         if open_ is not None:
-            _same_submission(open_, digest, receipt_hash)
+            _same_submission(open_, digest, receipt_hash, report_id)
             if not compare_digest(open_[2], token_hash) or _declared_of(conn, report_id) != \
                     request.attachments:
                 raise Rejected("report_id_conflict")
@@ -175,7 +177,10 @@ def start(conn: store.Connection, config: Config, request: UploadRequest, *,
             "SELECT 1 FROM uploads WHERE receipt_hash = ?", (receipt_hash, receipt_hash),
         ).fetchone()
         if taken is not None:
-            raise Rejected("report_id_conflict")
+            # Another report has this receipt code. As in store.insert_report: refusing
+            # would tell the sender that the code exists, so the report goes on under a
+            # lookup key no code matches.
+            receipt_hash = store.taken_receipt(receipt_hash, report_id)
         conn.execute(
             "INSERT INTO uploads (report_id, updated_at, token_hash, channel, language,"
             " schema_version, receipt_hash, envelope_sha256, envelope)"
@@ -356,10 +361,11 @@ def fetch_for_officer(conn: store.Connection, config: Config, *, report_id: str,
     return data
 
 
-def _same_submission(row: tuple[bytes, ...], digest: bytes, receipt_hash: bytes) -> None:
+def _same_submission(row: tuple[bytes, ...], digest: bytes, receipt_hash: bytes,
+                     report_id: str) -> None:
     if row[0] != digest:
         raise Rejected("report_id_conflict")
-    if row[1] != receipt_hash:
+    if row[1] not in (receipt_hash, store.taken_receipt(receipt_hash, report_id)):
         raise Rejected("replayed_envelope")
 
 

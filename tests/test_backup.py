@@ -310,6 +310,33 @@ def test_restore_gives_a_working_instance_with_private_files(
     assert found is not None and found.report_id == accepted.report_id
 
 
+def test_a_backup_leaves_the_guessing_limits_behind(
+    instance: instance_mod.Created, backup_key: crypto.PrivateKey, tmp_path: Path
+) -> None:
+    """Throttling state lives a day at most on the server (intake/throttle.py); a backup
+    kept for months must not hold it."""
+    config = load(instance.config.instance_dir, environ={})
+    conn = store.connect(config.db_path, config.db_key)
+    try:
+        for _ in range(3):
+            reports.check_status(conn, config, receipts.new_code(), client_address="192.0.2.1")
+        assert conn.execute("SELECT count(*) FROM throttle_clients").fetchone()[0] == 1
+    finally:
+        conn.close()
+    made = backup.create(config, tmp_path / "backup.bin", now=NOW)
+    target = tmp_path / "restored"
+    restored = backup.restore(made.path, backup_key, target, overwrite=False, now=NOW)
+    conn = store.connect(restored.config.db_path, restored.config.db_key)
+    try:
+        for query in ("SELECT count(*) FROM throttle_clients",
+                      "SELECT count(*) FROM status_failures",
+                      "SELECT count(*) FROM meta WHERE name = 'client_key'"):
+            assert conn.execute(query).fetchone()[0] == 0, query
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+
+
 def test_restore_refuses_an_existing_instance_unless_told(
     made: backup.Made, backup_key: crypto.PrivateKey, instance: instance_mod.Created
 ) -> None:

@@ -74,3 +74,33 @@ def test_secrets_stay_out_of_the_repr(instance: Created) -> None:
     shown = repr(instance.config)
     for secret in (instance.config.db_key, instance.config.pepper, instance.config.session_key):
         assert secret.hex() not in shown and repr(secret) not in shown
+
+
+def test_throttle_capacity_and_proxy_settings_are_read(instance: Created) -> None:
+    _edit(instance, "secure_cookies = false", 'secure_cookies = false\ntrusted_proxy = "10.0.0.2"')
+    folder = _edit(instance, "[service_levels]", '[throttle]\nper_client = false\nstatus_free_failures = 3\nstatus_max_wait_seconds = 60\n\n[capacity]\nhash_slots = 3\nwait_seconds = 0.5\n\n[service_levels]')
+    config = load(folder)
+    assert config.trusted_proxy == "10.0.0.2"
+    assert (config.throttle.per_client, config.throttle.status_free_failures) == (False, 3)
+    assert config.throttle.status_max_wait_seconds == 60
+    assert config.throttle.status_first_wait_seconds == 30  # the default
+    assert (config.capacity.slots, config.capacity.wait_seconds) == (3, 0.5)
+    assert load(_edit(instance, '"10.0.0.2"', '"none"')).trusted_proxy == "none"
+
+
+def test_by_default_a_proxy_on_this_machine_is_trusted(instance: Created) -> None:
+    assert load(instance.config.instance_dir).trusted_proxy == "loopback"
+    _edit(instance, "secure_cookies = false", 'secure_cookies = false\ntrusted_proxy = "caddy"')
+    with pytest.raises(ConfigError, match="trusted_proxy"):
+        load(instance.config.instance_dir)
+
+
+@pytest.mark.parametrize("table", [
+    "[throttle]\nstatus_free_failures = 0", "[throttle]\nstatus_guesses = 3",
+    "[throttle]\nstatus_first_wait_seconds = 900", "[capacity]\nhash_slots = -1",
+    "[capacity]\nwait_seconds = 600", "[capacity]\nslots = 2", "[throttle]\nper_client = 2",
+])
+def test_wrong_throttle_or_capacity_settings_are_one_clear_sentence(instance: Created, table: str) -> None:
+    folder = _edit(instance, "[service_levels]", f"{table}\n\n[service_levels]")
+    with pytest.raises(ConfigError, match=r"(throttle|capacity)"):
+        load(folder)

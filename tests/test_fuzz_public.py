@@ -37,7 +37,7 @@ from fuzz import (
 )
 from support import csrf_token
 
-API_STATUSES = {201, 400, 403, 409, 413, 422}
+API_STATUSES = {201, 400, 403, 409, 413, 422, 503}  # 503: no hashing slot free
 
 
 # --- Submission bodies (SECURITY.md, Formats 6) ---------------------------------------------
@@ -272,8 +272,13 @@ def check_find_status(h: Harness, typed: str) -> None:
     assert h.fingerprint() == before
 
 
+# One client that soon has to wait (the per-client limit), or one of many that need not.
+CLIENTS = st.just("10.0.0.1") | st.integers(0, 2**24 - 1).map(
+    lambda n: f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}")
+
+
 @st.composite
-def status_posts(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+def status_posts(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
     lang = draw(st.sampled_from(("en", "fr", "ar", "sw", "xx")))
     form: dict[str, Any] = {"code": draw(typed_codes() | TEXT)}
     token = draw(st.sampled_from(("valid", "valid", "valid", "missing", "garbage")))
@@ -283,16 +288,19 @@ def status_posts(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
         form[draw(TEXT)] = draw(TEXT)
     if draw(st.booleans()):
         form["code"] = [form["code"], draw(TEXT)]  # the field twice
-    return lang, form
+    return lang, form, draw(CLIENTS)
 
 
-def check_status_form(h: Harness, example: tuple[str, dict[str, Any]]) -> None:
-    lang, form = example
+def check_status_form(h: Harness, example: tuple[str, dict[str, Any], str]) -> None:
+    lang, form, client = example
     if form.get("csrf_token") == "VALID":
         form = {**form, "csrf_token": csrf_token(h.client.get("/en/status").text)}
     before = h.fingerprint()
-    answer = h.client.post(f"/{lang}/status", data=form)
-    assert answer.status_code in {200, 400, 404}, answer.status_code
+    # Through deploy/'s proxy, which names the client (trusted_proxy = "loopback").
+    answer = h.client.post(f"/{lang}/status", data=form, headers={"X-Forwarded-For": client})
+    assert answer.status_code in {200, 400, 404, 429, 503}, answer.status_code
+    if answer.status_code in (429, 503):
+        assert int(answer.headers["Retry-After"]) > 0
     assert h.fingerprint() == before
 
 
@@ -355,7 +363,7 @@ def check_report_form(h: Harness, form: dict[str, Any]) -> None:
         form = {**form, "csrf_token": csrf_token(h.client.get("/en/").text)}
     before, count = h.fingerprint(), h.count("reports")
     answer = h.client.post("/en/", data=form)
-    assert answer.status_code in {200, 400, 409}, answer.status_code
+    assert answer.status_code in {200, 400, 409, 503}, answer.status_code
     page = answer.text
     if answer.status_code == 200:
         assert h.count("reports") == count + 1

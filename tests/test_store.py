@@ -84,6 +84,14 @@ SCHEMAS[4] = {
     },
     "indexes": {*SCHEMAS[3]["indexes"], "uploads_updated_at"},  # type: ignore[misc]
 }
+SCHEMAS[5] = {
+    "tables": {
+        **SCHEMAS[4]["tables"],  # type: ignore[dict-item]
+        "throttle_clients": ["kind", "client", "failures", "last_at"],
+        "status_failures": ["at"],
+    },
+    "indexes": {*SCHEMAS[4]["indexes"], "status_failures_at"},  # type: ignore[misc]
+}
 
 
 @pytest.fixture
@@ -205,6 +213,28 @@ def test_migration_4_keeps_reports_and_adds_no_attachments_to_them(db_path: Path
                          " VALUES (?, ?, 0, ?)", (report.report_id, "a" * 32, b"y" * 16))
         conn.execute("DELETE FROM attachments")
         assert conn.execute("SELECT count(*) FROM attachment_chunks").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def test_migration_5_keeps_reports_and_starts_with_no_throttle_state(db_path: Path) -> None:
+    conn = store.connect(db_path, os.urandom(32))
+    try:
+        store.migrate(conn, target=4)
+        report = _report()
+        store.insert_report(conn, report)
+        conn.execute("INSERT INTO login_failures (at) VALUES ('2025-03-04T05:06:07+00:00')")
+        store.migrate(conn, target=5)
+        assert [item.report_id for item in store.envelopes(conn)] == [report.report_id]
+        assert conn.execute("SELECT count(*) FROM login_failures").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM throttle_clients").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM status_failures").fetchone()[0] == 0
+        # A client row is for one of the two kinds of guess, and one row per client.
+        with pytest.raises(sqlcipher.IntegrityError):
+            conn.execute("INSERT INTO throttle_clients VALUES ('other', x'00', 1, 't')")
+        conn.execute("INSERT INTO throttle_clients VALUES ('status', x'00', 1, 't')")
+        with pytest.raises(sqlcipher.IntegrityError):
+            conn.execute("INSERT INTO throttle_clients VALUES ('status', x'00', 2, 't')")
     finally:
         conn.close()
 
@@ -333,14 +363,22 @@ def test_another_envelope_with_the_same_id_is_a_conflict(conn: store.Connection)
     )
 
 
-def test_the_same_receipt_hash_with_another_id_is_a_conflict(conn: store.Connection) -> None:
+def test_a_receipt_hash_already_taken_stores_the_report_where_no_code_finds_it(conn: store.Connection) -> None:
+    """Refusing it would tell the sender the code exists: an unthrottled way to guess."""
     first = _report()
     store.insert_report(conn, first)
-    _assert_refused(conn, _report(receipt_hash=first.receipt_hash), store.ReportConflict)
-    _assert_refused(
-        conn, _report(receipt_hash=first.receipt_hash, envelope=first.envelope),
-        store.ReportConflict,
-    )
+    second = _report(receipt_hash=first.receipt_hash)
+    assert store.insert_report(conn, second) is True
+    assert _counts(conn) == (2, 2)
+    found = store.find_by_receipt(conn, first.receipt_hash)
+    assert found is not None and found.report_id == first.report_id
+    stored = conn.execute("SELECT receipt_hash FROM reports WHERE id = ?",
+                          (second.report_id,)).fetchone()[0]
+    assert stored == store.taken_receipt(first.receipt_hash, second.report_id)
+    # Its retry is still a retry, and another code for its envelope still a replay.
+    assert store.insert_report(conn, second) is False
+    assert _counts(conn) == (2, 2)
+    _assert_refused(conn, replace(second, receipt_hash=os.urandom(32)), store.ReplayedEnvelope)
 
 
 def test_report_and_event_are_stored_together_or_not_at_all(conn: store.Connection) -> None:

@@ -244,12 +244,45 @@ def test_replays_and_conflicts_are_refused(client: FlaskClient, instance: Create
     assert other_token.get_json()["error"] == "report_id_conflict"
     fewer = device.start(attachments=device.body()["attachments"][:1])
     assert fewer.get_json()["error"] == "report_id_conflict"
-    same_code = Device(client, _sealed(instance), code=device.code).start()
-    assert same_code.get_json()["error"] == "report_id_conflict"
     device.send_all()
     replay = Device(client, sealed, token=device.token).start()
     assert replay.get_json()["error"] == "replayed_envelope"
     assert _rows(instance, "reports") == 1 and _rows(instance, "uploads") == 0
+
+
+def test_a_receipt_code_already_taken_does_not_say_so(client: FlaskClient, instance: Created) -> None:
+    """As for reports without attachments: a refusal would be a way to guess codes."""
+    first = Device(client, _sealed(instance))
+    first.start()
+    same_code = Device(client, _sealed(instance), code=first.code)
+    assert same_code.start().status_code == 202  # while the first is still uploading
+    assert same_code.start().status_code == 202  # and its retry is a retry
+    assert same_code.send_all().status_code == 201
+    assert first.send_all().status_code == 201
+    assert Device(client, _sealed(instance), code=first.code).start().status_code == 202
+    assert _rows(instance, "reports") == 2
+    view = _status(instance, first.code)
+    assert view is not None and view.report_id == first.report_id  # the code finds the first
+
+
+def test_opening_an_upload_when_busy_is_503_and_stores_nothing(instance: Created) -> None:
+    from contextlib import ExitStack
+    from dataclasses import replace
+
+    from intake import capacity, create_app
+    from intake.app import GATE
+    from intake.config import Capacity
+
+    app = create_app(replace(instance.config, capacity=Capacity(hash_slots=1, wait_seconds=0)))
+    client = app.test_client()
+    device = Device(client, _sealed(instance))
+    gate: capacity.Gate = app.extensions[GATE]
+    with ExitStack() as slots:
+        slots.enter_context(gate.slot())
+        answer = device.start()
+    assert (answer.status_code, answer.get_json()["error"]) == (503, "busy")
+    assert answer.headers["Retry-After"] and _rows(instance, "uploads") == 0
+    assert device.start().status_code == 202
 
 
 def test_incomplete_uploads_are_purged_and_complete_ones_kept(client: FlaskClient, instance: Created) -> None:

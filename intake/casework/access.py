@@ -15,8 +15,8 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from markupsafe import Markup
 
-from intake import accounts, crypto, sessions
-from intake.app import get_db
+from intake import accounts, capacity, crypto, sessions
+from intake.app import client_address, get_db, get_gate
 from intake.casework import bp, config
 from intake.reports import utcnow
 
@@ -110,7 +110,11 @@ def login() -> Response | tuple[str, int] | str:
             get_db(), config().audit_key, username=form.get("username", "")[:64],
             password=form.get("password", "")[:accounts.MAX_PASSWORD_CHARS],
             totp_code=form.get("code", "")[:16], params=config().password_hash, now=now(),
+            client_address=client_address(), gate=get_gate(),
         )
+    except capacity.Busy as busy:
+        return _busy_page("console/login.html", busy, username=form.get("username", "")[:64],
+                          next=_safe_next(form.get("next")))
     except accounts.LoginRefused as refused:
         status = 429 if refused.retry_after else 401
         message = (
@@ -163,6 +167,14 @@ def _record(actor: int, action: str) -> None:
         audit.record(conn, config().audit_key, actor=actor, action=action, now=now())
 
 
+def _busy_page(template: str, busy: capacity.Busy, **context: Any) -> Response:
+    """The same page again with a 503: the server had no slot for the hash just now."""
+    from intake.report.api import ERRORS
+
+    page = render_template(template, error=ERRORS["busy"], **context)
+    return Response(page, 503, {"Retry-After": str(busy.retry_after)})
+
+
 def _wait(seconds: int) -> str:
     return str(ngettext("Too many tries. Wait %(num)d second, then try again.",
                         "Too many tries. Wait %(num)d seconds, then try again.", seconds))
@@ -181,8 +193,10 @@ def reauth() -> Response | tuple[str, int] | str:
             get_db(), config().audit_key, username=session.user.username,
             password=request.form.get("password", "")[:accounts.MAX_PASSWORD_CHARS],
             totp_code=request.form.get("code", "")[:16], params=config().password_hash,
-            now=now(), action="reauth",
+            now=now(), action="reauth", client_address=client_address(), gate=get_gate(),
         )
+    except capacity.Busy as busy:
+        return _busy_page("console/reauth.html", busy, next=target)
     except accounts.LoginRefused as refused:
         message = (
             _wait(refused.retry_after) if refused.retry_after
@@ -194,7 +208,7 @@ def reauth() -> Response | tuple[str, int] | str:
 
 
 @bp.route("/setup", methods=["GET", "POST"])
-def setup() -> tuple[str, int] | str:
+def setup() -> Response | tuple[str, int] | str:
     """A new account: set-up code and password, then a first code from the app."""
     if request.method == "GET":
         return render_template("console/setup.html", step="password")
@@ -223,8 +237,11 @@ def setup() -> tuple[str, int] | str:
         secret = accounts.begin_setup(
             get_db(), username=username, code=code,
             password=form.get("password", "")[:accounts.MAX_PASSWORD_CHARS],
-            params=config().password_hash, now=now(),
+            params=config().password_hash, now=now(), gate=get_gate(),
         )
+    except capacity.Busy as busy:
+        return _busy_page("console/setup.html", busy, step="password", username=username,
+                          setup_code=code)
     except accounts.WeakPassword:
         return render_template(
             "console/setup.html", step="password", username=username, setup_code=code,

@@ -12,8 +12,8 @@ from flask import Response, jsonify, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from intake import crypto, focal, reports, uploads
-from intake.app import get_db
+from intake import capacity, crypto, focal, reports, uploads
+from intake.app import get_db, get_gate
 from intake.report import bp, config
 
 ERRORS = {
@@ -43,16 +43,26 @@ ERRORS = {
     "chunk_conflict": _l("A photo, voice note or file was damaged on the way. Send it again."),
     "upload_unknown": _l("The sending stopped for too long. It starts again."),
     "chunk_out_of_order": _l("The sending goes on from where it stopped."),
+    # Not a refusal: a device that queued the report sends it again by itself.
+    "busy": _l("Too many people are using this service right now. Wait a minute, then try again."),
 }
 STATUS = {
     "too_large": 413, "replayed_envelope": 409, "report_id_conflict": 409,
     "focal_point_invalid": 403, "invalid_enrolment_code": 403, "bad_request": 400,
     "bad_upload": 400, "upload_unknown": 404, "chunk_conflict": 409, "chunk_out_of_order": 409,
+    "busy": 503,
 }
 
 
 def api_error(code: str, status: int | None = None) -> tuple[Response, int]:
     return jsonify(error=code, message=str(ERRORS[code])), status or STATUS.get(code, 422)
+
+
+def busy_answer(exc: capacity.Busy) -> tuple[Response, int]:
+    """503 with Retry-After: nothing was stored, and the same body may be sent again."""
+    response, status = api_error("busy")
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response, status
 
 
 def _json_body() -> object:
@@ -73,11 +83,17 @@ def _json_body() -> object:
 @bp.post("/api/reports")
 def submit_api() -> tuple[Response, int]:
     """Envelopes sealed on the device, online or from an offline queue."""
+    if get_gate().saturated():
+        # Refused before parsing, opening a sealed receipt or checking a signature: under
+        # a flood, the cores go to the reports that can be stored.
+        return busy_answer(capacity.Busy())
     try:
         submission = reports.parse_submission(_json_body())
-        accepted = reports.accept(get_db(), config(), submission)
+        accepted = reports.accept(get_db(), config(), submission, gate=get_gate())
     except reports.Rejected as exc:
         return api_error(exc.code)
+    except capacity.Busy as exc:
+        return busy_answer(exc)
     return jsonify(report_id=accepted.report_id), 201
 
 
@@ -93,9 +109,12 @@ def start_upload() -> tuple[Response, int]:
     """Open an upload of a report with attachments, or learn where it stands."""
     try:
         upload = uploads.parse_upload(_json_body(), config().limits)
-        progress = uploads.start(get_db(), config(), upload, now=reports.utcnow)
+        progress = uploads.start(get_db(), config(), upload, now=reports.utcnow,
+                                 gate=get_gate())
     except reports.Rejected as exc:
         return api_error(exc.code)
+    except capacity.Busy as exc:
+        return busy_answer(exc)
     return _progress(progress)
 
 

@@ -8,14 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response, g, make_response, redirect, render_template, request, url_for
-from flask_babel import format_date, format_time
+from flask_babel import format_date, format_time, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
-from intake import cases, crypto, i18n, receipts, reports
-from intake.app import get_db
+from intake import capacity, cases, crypto, i18n, receipts, reports, throttle
+from intake.app import client_address, get_db, get_gate
 from intake.report import bp, config
-from intake.report.api import ERRORS
+from intake.report.api import ERRORS, busy_answer
 from intake.report.forms import ReportForm, payload_from_form
 from intake.wording import status_name
 
@@ -50,7 +50,7 @@ def _render_form(report_form: ReportForm, error: str | None = None) -> str:
 
 
 @bp.post("/<lang>/")
-def submit_form() -> tuple[str, int] | str:
+def submit_form() -> Response | tuple[str, int] | str:
     """The no-JavaScript path: the server seals the report in memory at once."""
     report_form = _new_form()
     if not report_form.validate():
@@ -62,8 +62,16 @@ def submit_form() -> tuple[str, int] | str:
     try:
         receipt = reports.seal_on_server(
             get_db(), config(), payload=payload_from_form(report_form, lang),
-            language=lang, report_id=report_id,
+            language=lang, report_id=report_id, gate=get_gate(),
         )
+    except capacity.Busy as exc:
+        # Nothing was sealed or stored; the form comes back with all it held and the same
+        # report id, so that sending it again cannot file it twice.
+        page = _render_form(report_form, error=str(_l(
+            "Too many people are sending reports right now, and yours has not been sent "
+            "yet. Everything you wrote is still here: wait a minute, then send it again."
+        )))
+        return Response(page, 503, {"Retry-After": str(exc.retry_after)})
     except reports.Rejected as exc:
         if exc.code in ("replayed_envelope", "report_id_conflict") and report_id:
             return render_template("report/already.html"), 409
@@ -74,11 +82,28 @@ def submit_form() -> tuple[str, int] | str:
 
 
 @bp.route("/<lang>/status", methods=["GET", "POST"])
-def status() -> tuple[str, int] | str:
+def status() -> Response | tuple[str, int] | str:
     if request.method == "GET":
         return render_template("report/status.html", result=None, typed="")
     typed = request.form.get("code", "")[:64]
-    view = reports.find_status(get_db(), config(), typed)
+    try:
+        view = reports.check_status(get_db(), config(), typed, client_address=client_address(),
+                                    gate=get_gate())
+    except throttle.Throttled as exc:
+        # The code was not checked, right or wrong (intake/reports.check_status says why);
+        # it stays in the box for when the wait is over.
+        minutes = -(-exc.retry_after // 60)
+        notice = ngettext(
+            "Too many wrong codes have been tried. Wait %(num)d minute, then try again.",
+            "Too many wrong codes have been tried. Wait %(num)d minutes, then try again.",
+            minutes,
+        )
+        page = render_template("report/status.html", result=None, typed=typed, notice=notice)
+        return Response(page, 429, {"Retry-After": str(exc.retry_after)})
+    except capacity.Busy as exc:
+        page = render_template("report/status.html", result=None, typed=typed,
+                               notice=str(ERRORS["busy"]))
+        return Response(page, 503, {"Retry-After": str(exc.retry_after)})
     if view is None:
         return render_template("report/status.html", result=None, typed=typed, not_found=True), 404
     # One timeline of status changes and messages from the organisation, oldest first.
@@ -140,7 +165,7 @@ def _stale_page(_exc: CSRFError) -> tuple[str, int]:
         return _render_form(report_form, error=message), 400
     if request.endpoint == "report.status":
         typed = request.form.get("code", "")[:64]
-        return render_template("report/status.html", result=None, typed=typed, stale=message), 400
+        return render_template("report/status.html", result=None, typed=typed, notice=message), 400
     return render_template("report/error.html", message=message), 400
 
 
@@ -154,6 +179,15 @@ def _no_such_page(_exc: Exception) -> tuple[str, int]:
         "This page does not exist. Check the address, or choose one of the pages below."
     ))
     return render_template("report/error.html", message=message), 404
+
+
+@bp.app_errorhandler(capacity.Busy)
+def _busy(exc: capacity.Busy) -> Response | tuple[Response, int]:
+    """Any other expensive step that found no slot: 503, nothing done, try again later."""
+    if request.path.startswith("/api/"):
+        return busy_answer(exc)
+    page = render_template("report/error.html", message=str(ERRORS["busy"]))
+    return Response(page, 503, {"Retry-After": str(exc.retry_after)})
 
 
 @bp.app_errorhandler(413)

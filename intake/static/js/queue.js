@@ -20,6 +20,14 @@ var FOCAL_LABEL = utf8('intake-focal-v1');
 var connection = null;
 var running = null;
 var next = null;
+// While this page is open it tries again by itself after a failed flush: when the server
+// said how long to wait (503 busy, 429), after that long; otherwise after a delay that
+// doubles from FIRST_RETRY. Jitter spreads many phones coming back at once.
+var FIRST_RETRY = 15;
+var MAX_RETRY = 300;
+var backoff = 0;
+var retryTimer = null;
+var retryWith = null;
 
 function open() {
   if (!connection) {
@@ -117,7 +125,8 @@ function post(url, item) {
   }).then(function (response) {
     return response.json().catch(function () { return {}; }).then(function (answer) {
       clearTimeout(timer);
-      return { kind: outcome(response, answer, item.id), answer: answer };
+      return { kind: outcome(response, answer, item.id), answer: answer,
+        retryAfter: parseInt(response.headers.get('Retry-After'), 10) };
     });
   }, function (error) {
     clearTimeout(timer);
@@ -138,6 +147,7 @@ async function flushOnce(url) {
     }
     if (done.kind === 'retry') {
       result.stopped = true; // no network, or the server is struggling: later, not harder
+      result.retryAfter = done.retryAfter;
       break;
     }
     if (done.kind === 'sent') {
@@ -165,7 +175,12 @@ export function flush() {
   if (!running) {
     running = flushOnce(url).then(function (result) {
       running = null;
-      if (result.stopped) requestSync();
+      if (result.stopped) {
+        requestSync();
+        retryLater(result.retryAfter);
+      } else {
+        backoff = 0;
+      }
       return result;
     }, function (error) {
       running = null;
@@ -180,6 +195,19 @@ export function flush() {
     });
   }
   return next;
+}
+
+// Nothing waits unseen: a queue stopped by a busy server (503 with Retry-After) or a
+// failed connection is sent again from this page, without anyone pressing anything.
+// Offline, the 'online' event does it instead (attachControl).
+function retryLater(retryAfter) {
+  if (retryTimer || navigator.onLine === false) return;
+  backoff = Math.min(backoff ? backoff * 2 : FIRST_RETRY, MAX_RETRY);
+  var seconds = retryAfter > 0 ? Math.min(retryAfter, MAX_RETRY) : backoff;
+  retryTimer = setTimeout(function () {
+    retryTimer = null;
+    Promise.resolve((retryWith || flush)()).catch(function () {});
+  }, seconds * 1000 * (1 + Math.random() / 2));
 }
 
 // Background Sync, where the browser has it, sends the queue even after the page is closed.
@@ -216,6 +244,7 @@ export function attachControl(after) {
   }
   if (button) button.addEventListener('click', sendNow);
   window.addEventListener('online', sendNow);
+  retryWith = sendNow; // a retry also updates what the page shows
   return sendNow;
 }
 

@@ -26,7 +26,8 @@
         signal: abort.signal
       }, init));
       var answer = await response.json().catch(function () { return {}; });
-      return { status: response.status, answer: answer || {} };
+      return { status: response.status, answer: answer || {},
+        retryAfter: parseInt(response.headers.get('Retry-After'), 10) };
     } finally {
       clearTimeout(timer);
     }
@@ -97,7 +98,11 @@
         }, item.body.length);
         if (!reply) return { kind: 'retry' };
         received = reply.status === 202 ? receivedOf(reply.answer, declared) : null;
-        if (!received) return { kind: settled(reply, item.id), answer: reply.answer };
+        // A busy server (503) says when to come back: queue.js waits that long.
+        if (!received) {
+          return { kind: settled(reply, item.id), answer: reply.answer,
+            retryAfter: reply.retryAfter };
+        }
       }
       var before = sentBytes(received, declared);
       if (onProgress) onProgress(before, total);
