@@ -41,8 +41,10 @@ MARKERS = re.compile(r"\b(?:marker|note)-[0-9a-f]{8,}")  # what the browser test
 IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 # Candidates for IPv6: hex groups with "::" in them, or with seven colons (a full address).
 IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%\w+)?(?![\w:])")
-AGENT_TRACES = ("Mozilla/5.0", "HeadlessChrome", "Chrome/", "AppleWebKit", "User-Agent",
-                "user_agent", "remote_ip", "REMOTE_ADDR", "X-Forwarded-For")
+# What any browser's user agent holds. Header names ("User-Agent", "X-Forwarded-For") are
+# not searched for: a configuration warning may name them, and a logged value is caught by
+# its own pattern (an address, an agent).
+AGENT_TRACES = ("Mozilla/5.0", "HeadlessChrome", "Chrome/", "AppleWebKit")
 
 
 def watch(root: Path) -> None:
