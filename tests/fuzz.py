@@ -48,7 +48,7 @@ FUZZ_SECONDS = float(os.environ.get("INTAKE_FUZZ_SECONDS") or 0)
 # all of them together take a few seconds.
 EXAMPLES = 40
 # Examples per round of the timed campaign: each round is a fresh Hypothesis run.
-ROUND = 300
+ROUND = 100
 
 
 @dataclass(frozen=True)
