@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from server import new_instance
 
@@ -61,7 +61,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reports", type=int, default=10_000)
     args = parser.parse_args()
+    row = measure(args.reports)
+    print(f"reports: {row['reports']:,}; database: {row['db_bytes'] / 1e6:.1f} MB; "
+          f"backup file: {row['file_bytes'] / 1e6:.1f} MB")
+    print(f"backup  (median of {RUNS}): {row['backup_s']:.2f} s")
+    print(f"verify with the key: {row['verify_s']:.2f} s")
+    print(f"restore: {row['restore_s']:.2f} s")
 
+
+def measure(count: int = 10_000) -> dict[str, Any]:
+    """Medians of RUNS for writing, verifying (with the key) and restoring a backup."""
     created = new_instance()
     folder = created.config.instance_dir
     key = crypto.generate_private_key()
@@ -70,20 +79,20 @@ def main() -> None:
         backup.with_backup_key(text, key.public_key, replace=False), encoding="utf-8")
     config = load(folder, environ={})
     conn = store.connect(config.db_path, config.db_key)
-    _fill(config, conn, args.reports)
+    _fill(config, conn, count)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
 
     out = Path(tempfile.mkdtemp(prefix="intake-bench-backup-"))
     try:
-        _measure(config, key, out)
+        return _measure(config, key, out)
     finally:
         # Four copies of the instance's secrets and data: gone once measured.
         shutil.rmtree(out)
         shutil.rmtree(folder.parent)
 
 
-def _measure(config: Config, key: crypto.PrivateKey, out: Path) -> None:
+def _measure(config: Config, key: crypto.PrivateKey, out: Path) -> dict[str, Any]:
     backups: list[float] = []
     verifies: list[float] = []
     restores: list[float] = []
@@ -96,11 +105,12 @@ def _measure(config: Config, key: crypto.PrivateKey, out: Path) -> None:
         restores.append(_timed(partial(backup.restore, path, key, out / f"restored-{run}",
                                        overwrite=False, now=datetime.now(UTC)))[0])
     assert isinstance(made, backup.Made)
-    print(f"reports: {made.reports:,}; database: {config.db_path.stat().st_size / 1e6:.1f} MB; "
-          f"backup file: {made.size / 1e6:.1f} MB")
-    print(f"backup  (median of {RUNS}): {statistics.median(backups):.2f} s")
-    print(f"verify with the key: {statistics.median(verifies):.2f} s")
-    print(f"restore: {statistics.median(restores):.2f} s")
+    return {
+        "runs": RUNS, "reports": made.reports, "db_bytes": config.db_path.stat().st_size,
+        "file_bytes": made.size, "backup_s": statistics.median(backups),
+        "verify_s": statistics.median(verifies), "restore_s": statistics.median(restores),
+    }
+
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import sync_playwright
 
@@ -45,7 +46,8 @@ MEASURE = """async ([size, publicKey]) => {
 }"""
 
 
-def main() -> None:
+def measure() -> dict[str, Any]:
+    """Median seal and AES-GCM times for 1 MB and 10 MB, and their ratio."""
     public = crypto.generate_private_key().public_key.text
     rows = []
     with static_server() as base, sync_playwright() as p:
@@ -56,6 +58,11 @@ def main() -> None:
             result = page.evaluate(MEASURE, [size, public])
             rows.append({"bytes": size, **result, "ratio": result["seal_ms"] / result["aes_ms"]})
         browser.close()
+    return {"runs": 5, "rows": rows}
+
+
+def main() -> None:
+    rows = measure()["rows"]
     print(f"{'payload':>10} {'seal ms':>9} {'AES-GCM ms':>11} {'ratio':>7}")
     for row in rows:
         print(f"{row['bytes']:>10} {row['seal_ms']:>9.1f} {row['aes_ms']:>11.1f} "

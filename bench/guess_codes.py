@@ -203,11 +203,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--addresses", type=int, default=1, help="loopback source addresses")
     args = parser.parse_args()
-    sources = [f"127.0.0.{2 + i}" for i in range(args.addresses)]
     if args.url:
+        sources = [f"127.0.0.{2 + i}" for i in range(args.addresses)]
         run(args.url, args.code, args.guesses, args.seconds, sources)
         return
-    from server import new_instance, serving
+    measure(args.guesses, args.seconds, args.addresses)
+
+
+def measure(guesses: int = 5_000, seconds: float = 120,
+            addresses: int = 1) -> dict[str, object]:
+    """Guess against a throwaway instance with production settings; returns run()'s row."""
+    sources = [f"127.0.0.{2 + i}" for i in range(addresses)]
+    # Imported here: tests/test_attack.py loads this file without bench/ on the path.
+    from server import discard, new_instance, serving
 
     from intake import crypto, reports, store
 
@@ -225,11 +233,15 @@ def main() -> None:
         reports.accept_envelope(conn, config, data=data, receipt_code=code, language="en")
     finally:
         conn.close()
-    with serving(created) as port:
-        run(f"http://127.0.0.1:{port}", code, args.guesses, args.seconds, sources)
+    try:
+        with serving(created) as port:
+            return run(f"http://127.0.0.1:{port}", code, guesses, seconds, sources)
+    finally:
+        discard(created)
 
 
-def run(url: str, code: str | None, guesses: int, seconds: float, sources: list[str]) -> None:
+def run(url: str, code: str | None, guesses: int, seconds: float,
+        sources: list[str]) -> dict[str, object]:
     outcome = guess(url, guesses=guesses, seconds=seconds, sources=sources)
     rate = outcome.checked / outcome.seconds * 60 if outcome.seconds else 0.0
     print(f"{outcome.sent} guesses sent in {outcome.seconds:.1f} s from {len(sources)} "
@@ -239,7 +251,8 @@ def run(url: str, code: str | None, guesses: int, seconds: float, sources: list[
           f"{rate:.1f} checked per minute; longest wait told: {outcome.longest_wait} s")
     row: dict[str, object] = {"sent": outcome.sent, "checked": outcome.checked,
                               "answers": dict(outcome.answers), "seconds": outcome.seconds,
-                              "longest_wait": outcome.longest_wait}
+                              "longest_wait": outcome.longest_wait,
+                              "addresses": len(sources)}
     if code:
         other, waited_other = complainant(url, code, source="127.0.0.1")
         own, waited_own = complainant(url, code, source=sources[0])
@@ -248,6 +261,7 @@ def run(url: str, code: str | None, guesses: int, seconds: float, sources: list[
         row |= {"other_address": other, "other_waited": waited_other,
                 "same_address": own, "same_waited": waited_own}
     print(json.dumps(row))
+    return row
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MIB = 1024
 
@@ -161,8 +162,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--factor", type=float, default=10)
     args = parser.parse_args()
+    row = measure(args.seconds, args.factor)
+    print(f"capacity {row['capacity_per_s']:.2f} reports/s with {row['slots']} hash slots; "
+          f"offered {row['offered_per_s']:.1f}/s ({args.factor:g}x) for {row['seconds']:.0f} s")
+    print(f"answers {row['answers']}; acknowledged {row['acknowledged']} "
+          f"({row['acknowledged_per_s']:.2f}/s); 201 p50 {row['p50_ms_201']:.0f} ms p99 "
+          f"{row['p99_ms_201']:.0f} ms; 503 p50 {row['p50_ms_503']:.0f} ms p99 "
+          f"{row['p99_ms_503']:.0f} ms")
+    print(f"server memory: idle {row['idle_rss_mib']:.0f} MiB, peak {row['peak_rss_mib']:.0f} "
+          f"MiB, idle + {row['slots']} x 64 MiB = {row['bound_mib']:.0f} MiB; stored exactly "
+          f"the acknowledged: {row['stored_exactly_the_acknowledged']}")
+    print(json.dumps(row))
 
-    from server import new_instance, serving_process
+
+def measure(seconds: float = 30, factor: float = 10) -> dict[str, Any]:
+    """Capacity, then `factor` times it offered for `seconds`; answers, memory, what stored."""
+    # Imported here: tests/test_overload.py loads this file without bench/ on the path.
+    from server import discard, new_instance, serving_process
 
     from intake import crypto, receipts, store
     from intake import envelope as fmt
@@ -182,30 +198,22 @@ def main() -> None:
         idle = memory_kib(pid)
         capacity(port, body, 2, clients=2 * config.capacity.slots)  # warm up
         per_s = capacity(port, body, 10, clients=2 * config.capacity.slots)
-        run = offer(port, pid, body, per_s * args.factor, args.seconds)
+        run = offer(port, pid, body, per_s * factor, seconds)
         peak = memory_kib(pid, "VmHWM")
     conn = store.connect(config.db_path, config.db_key)
     try:
         stored = {item.report_id for item in store.envelopes(conn)}
     finally:
         conn.close()
+        discard(created)
     slots = config.capacity.slots
-    row = summary(run, per_s * args.factor) | {
+    return summary(run, per_s * factor) | {
+        "seconds": run.seconds, "factor": factor,
         "capacity_per_s": per_s, "slots": slots, "idle_rss_mib": idle / MIB,
         "peak_rss_mib": peak / MIB, "bound_mib": (idle + slots * 64 * MIB) / MIB,
         "stored_after_capacity_and_overload": len(stored),
         "stored_exactly_the_acknowledged": stored & run.sent == run.acknowledged,
     }
-    print(f"capacity {per_s:.2f} reports/s with {slots} hash slots; offered "
-          f"{row['offered_per_s']:.1f}/s ({args.factor:g}x) for {run.seconds:.0f} s")
-    print(f"answers {row['answers']}; acknowledged {len(run.acknowledged)} "
-          f"({row['acknowledged_per_s']:.2f}/s); 201 p50 {row['p50_ms_201']:.0f} ms p99 "
-          f"{row['p99_ms_201']:.0f} ms; 503 p50 {row['p50_ms_503']:.0f} ms p99 "
-          f"{row['p99_ms_503']:.0f} ms")
-    print(f"server memory: idle {idle / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB, idle + "
-          f"{slots} x 64 MiB = {row['bound_mib']:.0f} MiB; stored exactly the acknowledged: "
-          f"{row['stored_exactly_the_acknowledged']}")
-    print(json.dumps(row))
 
 
 if __name__ == "__main__":

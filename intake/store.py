@@ -293,6 +293,10 @@ def connect(path: Path, key: bytes) -> Connection:
     return conn
 
 
+# Connections (by id) inside transaction(), so that only our own transactions are joined.
+_OPEN: dict[int, bool] = {}
+
+
 @contextmanager
 def transaction(conn: Connection) -> Iterator[Connection]:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception.
@@ -302,12 +306,19 @@ def transaction(conn: Connection) -> Iterator[Connection]:
     reading then writing the same row cannot interleave. Inside another transaction it
     joins that one.
     """
-    if conn.in_transaction:
-        # Joined by an outer transaction (an action and its audit entry commit together);
+    key = id(conn)
+    if _OPEN.get(key):
+        # Joined by an outer transaction() (an action and its audit entry commit together);
         # the outer one commits or rolls back for both.
         yield conn
         return
+    if conn.in_transaction:
+        # A transaction opened by anything but transaction() must never swallow this one:
+        # its COMMIT would be left to code that may never run, and an acknowledged write
+        # would be lost when the connection closes.
+        raise StoreError("A transaction was left open on this connection.")
     conn.execute("BEGIN IMMEDIATE")
+    _OPEN[key] = True
     try:
         yield conn
         conn.execute("COMMIT")
@@ -315,6 +326,8 @@ def transaction(conn: Connection) -> Iterator[Connection]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    finally:
+        _OPEN.pop(key, None)
 
 
 def open_ready(path: Path, key: bytes, params: HashParams) -> Connection:
