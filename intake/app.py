@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, request
 
-from intake import capacity, cases, i18n, reports, security, store, throttle, uploads
+from intake import capacity, cases, i18n, reports, retention, security, store, throttle, uploads
 from intake.config import Config
 
 GATE = "intake.gate"
@@ -93,5 +93,8 @@ def _check_store(config: Config) -> None:
         cases.refresh_due(conn, config.service_levels)
         # Uploads left incomplete while the server was down are not kept for ever.
         uploads.purge(conn, config, now=reports.utcnow())
+        # Closed cases past their time go now, not only at the next daily `intake purge`:
+        # a server that was down when the timer ran must not serve them.
+        retention.purge(conn, config, now=reports.utcnow())
     finally:
         conn.close()

@@ -32,7 +32,7 @@ ACTIONS = frozenset({
     "case_opened", "content_decrypted", "attachment_decrypted", "consent_recorded",
     "field_changed",
     "status_changed", "message_sent", "note_added", "referral_added", "export",
-    "figures_exported",
+    "figures_exported", "case_purged",
 })
 
 Detail = Mapping[str, str | int | bool | None]

@@ -362,10 +362,10 @@ def add_note(
         env = fmt.parse(envelope, max_size=config.limits.max_envelope_bytes)
     except (fmt.EnvelopeMalformed, fmt.EnvelopeUnsupported):
         raise CaseInvalid("note") from None
-    active = {key.key_id for key in config.recipients}
     if (
         env.schema != fmt.SCHEMA_NOTE or env.report_id_hex != report_id or env.flags
-        or any(e.key_id not in active for e in env.recipients)
+        # A console page opened before a key was retired may still seal to it.
+        or not config.accepts_recipients((e.key_id for e in env.recipients), now)
         or not all(crypto.is_valid_point(e.enc) for e in env.recipients)
     ):
         raise CaseInvalid("note")

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,8 +28,10 @@ from intake import (
     catalogues,
     crypto,
     focal,
+    keys,
     rekey,
     reports,
+    retention,
     store,
     uploads,
 )
@@ -74,7 +77,8 @@ def main(ctx: click.Context, instance_dir: Path) -> None:
     ctx.obj = Ctx(instance_dir)
 
 
-def _read_passphrase(passphrase_file: Path | None, *, confirm: bool) -> str:
+def _read_passphrase(passphrase_file: Path | None, *, confirm: bool,
+                     label: str = "Passphrase") -> str:
     if passphrase_file is not None:
         try:
             text = passphrase_file.read_text(encoding="utf-8")
@@ -85,7 +89,7 @@ def _read_passphrase(passphrase_file: Path | None, *, confirm: bool) -> str:
         return text.rstrip("\r\n")
     if not sys.stdin.isatty():
         raise click.UsageError("No terminal to ask for the passphrase: use --passphrase-file.")
-    value: str = click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
+    value: str = click.prompt(label, hide_input=True, confirmation_prompt=confirm)
     return value
 
 
@@ -176,23 +180,32 @@ def _serve(config: Config, host: str, port: int, threads: int | None) -> None:
 
 
 @main.command()
-@click.option("--key", "key_file", required=True,
+@click.option("--key", "key_files", required=True, multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The organisation's private key file.")
-@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="File holding the key file's passphrase (else you are asked).")
+              help="An organisation private key file; repeat it for older keys after a rotation.")
+@click.option("--passphrase-file", "passphrase_files", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the key file's passphrase (else you are asked): once for "
+                   "every key, or once per --key, in the same order.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write one JSON file per report here (else print to standard output).")
 @click.argument("report_ids", nargs=-1)
 @click.pass_obj
-def decrypt(obj: Ctx, key_file: Path, passphrase_file: Path | None, out_dir: Path | None,
-            report_ids: tuple[str, ...]) -> None:
+def decrypt(obj: Ctx, key_files: tuple[Path, ...], passphrase_files: tuple[Path, ...],
+            out_dir: Path | None, report_ids: tuple[str, ...]) -> None:
     """Decrypt all reports, or the ones named, to readable JSON."""
-    try:
-        passphrase = _read_passphrase(passphrase_file, confirm=False)
-        key = crypto.read_key_file(key_file.read_bytes(), passphrase)
-    except crypto.KeyFileError as exc:
-        raise click.ClickException(f"Cannot open the key file: {exc}.") from None
+    if len(passphrase_files) not in (0, 1, len(key_files)):
+        raise click.UsageError("Give --passphrase-file once for every key, or once per --key.")
+    keys = []
+    for i, key_file in enumerate(key_files):
+        passphrase_file = (passphrase_files[min(i, len(passphrase_files) - 1)]
+                           if passphrase_files else None)
+        try:
+            passphrase = _read_passphrase(passphrase_file, confirm=False,
+                                          label=f"Passphrase of {key_file}")
+            keys.append(crypto.read_key_file(key_file.read_bytes(), passphrase))
+        except crypto.KeyFileError as exc:
+            raise click.ClickException(f"Cannot open the key file {key_file}: {exc}.") from None
     failures = 0
     documents = []
     with obj.database() as (_, conn):
@@ -203,10 +216,10 @@ def decrypt(obj: Ctx, key_file: Path, passphrase_file: Path | None, out_dir: Pat
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for item in found:
-            try:
-                opened = crypto.unseal(item.envelope, key)
-            except crypto.EnvelopeOpenError:
-                click.echo(f"Report {item.report_id} cannot be opened with this key.", err=True)
+            opened = _unseal_with_any(item.envelope, keys)
+            if opened is None:
+                click.echo(f"Report {item.report_id} cannot be opened with the key(s) given.",
+                           err=True)
                 failures += 1
                 continue
             doc: dict[str, object] = {
@@ -227,8 +240,19 @@ def decrypt(obj: Ctx, key_file: Path, passphrase_file: Path | None, out_dir: Pat
         click.echo(f"{len(documents)} report(s) written to {out_dir}", err=True)
     if failures:
         raise click.ClickException(
-            f"{failures} report(s) or attachment(s) could not be opened with this key."
+            f"{failures} report(s) or attachment(s) could not be opened with the key(s) given. "
+            "After a key rotation, give every key file (--key once per file)."
         )
+
+
+def _unseal_with_any(data: bytes, keys: list[crypto.PrivateKey]) -> crypto.Unsealed | None:
+    """The envelope opened with whichever of the keys it is sealed to, or None."""
+    for key in keys:
+        try:
+            return crypto.unseal(data, key)
+        except crypto.EnvelopeOpenError:
+            continue
+    return None
 
 
 def _write_attachments(
@@ -426,6 +450,93 @@ def import_queue(obj: Ctx, queue_file: Path) -> None:
         click.echo(f"  item {index + 1}: refused ({code})", err=True)
     if result.refused:
         raise SystemExit(1)
+
+
+@main.group("key")
+def key_group() -> None:
+    """Organisation keys: list them, add a new one, retire an old one (rotation)."""
+
+
+@key_group.command("list")
+@click.pass_obj
+def key_list(obj: Ctx) -> None:
+    """List the organisation keys: in use, or retired and until when still accepted."""
+    config = obj.config()
+    now = reports.utcnow()
+    for key in config.recipients:
+        click.echo(f"{crypto.fingerprint(key.key_id)}  in use")
+    for old in config.retired_keys:
+        state = "accepted until" if old.accepting(now) else "no longer accepted since"
+        click.echo(f"{crypto.fingerprint(old.public_key.key_id)}  retired, {state} "
+                   f"{old.accept_until.isoformat()}")
+
+
+@key_group.command("add")
+@click.option("--key-out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the new private key file (never inside the instance folder).")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the key file's passphrase (else you are asked).")
+@click.pass_obj
+def key_add(obj: Ctx, key_out: Path, passphrase_file: Path | None) -> None:
+    """Make a new organisation key pair; new reports are sealed to it too."""
+    passphrase = _read_passphrase(passphrase_file, confirm=True)
+    try:
+        public = keys.add(obj.instance_dir, key_out, passphrase,
+                          today=reports.utcnow().date())
+    except (keys.KeyRotationError, crypto.WeakPassphrase) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"New organisation key id (SHA-256): {crypto.fingerprint(public.key_id)}")
+    click.echo(f"Private key file: {key_out.resolve()}; its public half is now in config.toml.")
+    click.secho(
+        "Restart the server for new reports to be sealed to it (with the keys already in "
+        "use). Move the key file off this server now, to the officers' own devices and an "
+        "offline backup. Put the new key id on your posters and cards: a phone that sent a "
+        "report before shows it once and asks before sealing to it. When every officer has "
+        "the new key file, retire the old key (`intake key retire`).",
+        fg="yellow", err=True,
+    )
+
+
+@key_group.command("retire")
+@click.argument("key_id")
+@click.option("--grace-days", default=90, show_default=True, type=click.IntRange(0, 3650),
+              help="Days during which reports already sealed to it are still accepted.")
+@click.pass_obj
+def key_retire(obj: Ctx, key_id: str, grace_days: int) -> None:
+    """Stop sealing new reports to a key; accept those already sealed to it for a while."""
+    until = reports.utcnow().date() + timedelta(days=grace_days)
+    try:
+        public = keys.retire(obj.instance_dir, key_id, accept_until=until)
+    except keys.KeyRotationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Key {crypto.fingerprint(public.key_id)} is retired: after a restart, new "
+               "reports are no longer sealed to it. Reports already sealed to it (on devices "
+               f"that were offline, in queue files) are accepted until {until.isoformat()}.")
+    click.echo("Keep its key file: it still opens every report sealed to it, for good "
+               "(`intake decrypt --key OLD --key NEW`).")
+
+
+@main.command("purge")
+@click.option("--dry-run", is_flag=True, help="List the cases that are due; delete nothing.")
+@click.pass_obj
+def purge_command(obj: Ctx, dry_run: bool) -> None:
+    """Delete closed cases older than retention.closed_days (run it daily)."""
+    with obj.database() as (config, conn):
+        now = reports.utcnow()
+        if dry_run:
+            found = retention.due(conn, config, now=now)
+            for report_id, closed_at in found:
+                click.echo(f"{report_id}  closed {closed_at:%Y-%m-%d %H:%M} UTC")
+            click.echo(f"{len(found)} closed case(s) are due for deletion (closed more than "
+                       f"{config.retention.closed_days} days ago); nothing was deleted.")
+            return
+        purged = retention.purge(conn, config, now=now)
+    for item in purged:
+        rows = ", ".join(f"{n} {table}" for table, n in item.rows.items() if n)
+        click.echo(f"{item.report_id}  closed {item.closed_at:%Y-%m-%d %H:%M} UTC: deleted"
+                   f"{' with ' + rows if rows else ''}")
+    click.echo(f"{len(purged)} closed case(s) deleted (closed more than "
+               f"{config.retention.closed_days} days ago); each deletion is in the audit log.")
 
 
 @main.command("purge-uploads")

@@ -20,8 +20,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -98,6 +99,38 @@ class Console:
 
 
 @dataclass(frozen=True)
+class RetiredKey:
+    """An organisation key that new reports are no longer sealed to (`intake key retire`).
+
+    Reports already sealed to it, waiting on offline devices or in exported queue files, are
+    still accepted until the end of `accept_until` (a UTC date); its key file still reads
+    every report sealed to it, for good.
+    """
+
+    public_key: PublicKey
+    accept_until: date
+
+    def accepting(self, now: datetime) -> bool:
+        return now.astimezone(UTC).date() <= self.accept_until
+
+
+@dataclass(frozen=True)
+class Retention:
+    # A year after closing: long enough for a complainant to read the outcome and the last
+    # messages on the status page (they may check rarely, and only when it is safe), for a
+    # case to be reopened on appeal or new information, and for the yearly figures and
+    # reports to partners that count it; short enough that a seized server, copy or backup
+    # holds no case that is over and done with for long. An organisation with a legal duty
+    # to keep case files longer (paternity and child support claims can take years) sets
+    # its own.
+    closed_days: int = 365
+
+    def __post_init__(self) -> None:
+        if type(self.closed_days) is not int or self.closed_days < 1:  # bool is an int too
+            raise ValueError("retention.closed_days is a whole number of days, at least 1")
+
+
+@dataclass(frozen=True)
 class Limits:
     # A 2,000-word report is about 12 KiB of JSON; 256 KiB leaves room for long ones while
     # bounding what one request can make the server hold in memory.
@@ -159,13 +192,15 @@ class Config:
     organisation: str
     languages: tuple[str, ...]
     contact: LocalText
-    recipients: tuple[PublicKey, ...]
+    recipients: tuple[PublicKey, ...]  # the keys in use: new reports are sealed to them
     referrals: tuple[Referral, ...] = ()
     service_levels: ServiceLevels = ServiceLevels()
     limits: Limits = Limits()
     receipt_hash: HashParams = HashParams()
     password_hash: HashParams = HashParams()
     console: Console = Console()
+    retention: Retention = Retention()
+    retired_keys: tuple[RetiredKey, ...] = ()
     capacity: Capacity = Capacity()
     throttle: Throttle = Throttle()
     # Which peer is a reverse proxy whose X-Forwarded-For names the client: "loopback" (any
@@ -194,6 +229,20 @@ class Config:
         if self.receipt_key is None:
             raise ConfigError("This instance has no receipt key (receipt.key).")
         return self.receipt_key.public_key
+
+    def accepts_recipients(self, key_ids: Iterable[bytes], now: datetime) -> bool:
+        """Whether an envelope sealed to these keys may be stored.
+
+        Every key must be one this instance lists, in use or retired, so that no report is
+        stored sealed to a stranger's key; and at least one must be in use, or retired but
+        still accepted, so that a report sealed only to a key given up long ago is refused
+        while the device still holds it, rather than stored where no one may read it.
+        """
+        ids = set(key_ids)
+        in_use = {key.key_id for key in self.recipients}
+        retired = {r.public_key.key_id: r for r in self.retired_keys}
+        return bool(ids) and ids <= in_use | set(retired) and any(
+            key_id in in_use or retired[key_id].accepting(now) for key_id in ids)
 
     @property
     def db_path(self) -> Path:
@@ -238,9 +287,7 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
     unknown = [lang for lang in languages if lang not in AVAILABLE_LANGUAGES]
     if not languages or unknown:
         raise ValueError(f"languages must be some of {', '.join(AVAILABLE_LANGUAGES)}")
-    recipients = tuple(PublicKey.from_text(k["public_key"]) for k in raw["keys"])
-    if not 1 <= len(recipients) <= 8:
-        raise ValueError("[[keys]] must list 1 to 8 organisation public keys")
+    recipients, retired = _keys(raw["keys"])
     db_key_hex = env_value(environ, "INTAKE_DB_KEY") or _read_secret(instance_dir, DB_KEY_FILE)
     return Config(
         instance_dir=instance_dir,
@@ -248,6 +295,7 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         languages=languages,
         contact=LocalText.parse(raw.get("contact", "")),
         recipients=recipients,
+        retired_keys=retired,
         referrals=tuple(
             Referral(**{**r, "services": LocalText.parse(r.get("services", ""))})
             for r in raw.get("referrals", [])
@@ -257,6 +305,7 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         receipt_hash=HashParams(**raw.get("receipt_hash", {})),
         password_hash=HashParams(**raw.get("password_hash", {})),
         console=_console(raw.get("console", {})),
+        retention=Retention(**raw.get("retention", {})),
         capacity=_capacity(raw.get("capacity", {})),
         throttle=_throttle(raw.get("throttle", {})),
         trusted_proxy=_trusted_proxy(str(raw.get("trusted_proxy", "loopback"))),
@@ -270,6 +319,30 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         receipt_key=_receipt_key(_read_secret(instance_dir, RECEIPT_KEY_FILE)),
         audit_key=_key_bytes(_read_secret(instance_dir, AUDIT_KEY_FILE), AUDIT_KEY_FILE),
     )
+
+
+def _keys(blocks: list[dict[str, Any]]) -> tuple[tuple[PublicKey, ...], tuple[RetiredKey, ...]]:
+    """The `[[keys]]` blocks: keys in use, and retired keys (those with `accept_until`)."""
+    in_use: list[PublicKey] = []
+    retired: list[RetiredKey] = []
+    for block in blocks:
+        key = PublicKey.from_text(block["public_key"])
+        until = block.get("accept_until")
+        if until is None:
+            in_use.append(key)
+        elif type(until) is date:  # a TOML date, not a date-time: whole days, UTC
+            retired.append(RetiredKey(key, until))
+        else:
+            raise ValueError("accept_until is a date, written 2026-03-31 without quotes")
+    if not 1 <= len(in_use) <= 8:
+        raise ValueError("[[keys]] must list 1 to 8 organisation public keys in use (without "
+                         "accept_until): new reports are sealed to them")
+    if len(retired) > 8:
+        raise ValueError("[[keys]] may list at most 8 retired keys; remove the oldest blocks")
+    ids = [key.key_id for key in in_use] + [r.public_key.key_id for r in retired]
+    if len(set(ids)) != len(ids):
+        raise ValueError("[[keys]] lists one public key twice")
+    return tuple(in_use), tuple(retired)
 
 
 def _limits(raw: dict[str, Any]) -> Limits:

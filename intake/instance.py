@@ -140,6 +140,11 @@ reauth_minutes = 5
 setup_hours = 72
 page_size = 50
 
+# Closed cases are deleted this many days after they were closed (`intake purge`, daily,
+# and at start-up); the deletion is in the audit log. See SECURITY.md, "Retention".
+[retention]
+closed_days = 365
+
 # Organisation public keys; reports are sealed to every key listed. Key id (SHA-256):
 # {crypto.fingerprint(public_key.key_id)}
 [[keys]]

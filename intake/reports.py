@@ -43,7 +43,7 @@ class ServerReceipt:
     receipt_code: str
 
 
-def check_envelope(data: bytes, config: Config) -> fmt.Envelope:
+def check_envelope(data: bytes, config: Config, *, now: datetime) -> fmt.Envelope:
     """Shape checks a server can make without any key (SECURITY.md, Formats 2)."""
     try:
         env = fmt.parse(data, max_size=config.limits.max_envelope_bytes)
@@ -55,8 +55,7 @@ def check_envelope(data: bytes, config: Config) -> fmt.Envelope:
     if env.schema != fmt.SCHEMA_V1:
         # Officers' notes share the envelope format but are never reports.
         raise Rejected("unsupported_version")
-    active = {key.key_id for key in config.recipients}
-    if any(entry.key_id not in active for entry in env.recipients):
+    if not config.accepts_recipients((entry.key_id for entry in env.recipients), now):
         raise Rejected("unknown_key")
     if not all(crypto.is_valid_point(entry.enc) for entry in env.recipients):
         raise Rejected("malformed_envelope")
@@ -86,7 +85,7 @@ def parse_submission(body: object) -> Submission:
     """Decode a JSON body's members; any wrong type or encoding is Rejected("bad_request")."""
     if not isinstance(body, dict):
         raise Rejected("bad_request")
-    text = {k: v for k, v in body.items() if isinstance(v, str)}
+    text = {k: v for k, v in body.items() if isinstance(v, str) and _is_unicode(v)}
     if set(text) != set(body) or "envelope" not in text:
         raise Rejected("bad_request")
     if ("receipt_code" in text) == ("sealed_receipt" in text):
@@ -108,6 +107,16 @@ def parse_submission(body: object) -> Submission:
     )
 
 
+def _is_unicode(text: str) -> bool:
+    """False for a string with a lone surrogate, which JSON can carry (`"\\ud800"`) but no
+    UTF-8 can: SQLite and every encoder refuse it with an error the caller did not expect."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Admitted:
     """A submission that passed every check but the storing: what `_store` needs."""
@@ -119,7 +128,8 @@ class Admitted:
 
 
 def admit(
-    conn: store.Connection, config: Config, submission: Submission, *, attachments: bool
+    conn: store.Connection, config: Config, submission: Submission, *, attachments: bool,
+    now: datetime,
 ) -> Admitted:
     """Every check of a submission sealed on a device, short of storing it. Raises Rejected.
 
@@ -127,7 +137,7 @@ def admit(
     attachments (Formats 13) is accepted only with its chunks (`intake.uploads`), and one
     without the flag only without them. Cheap checks come first, the signature after.
     """
-    env = check_envelope(submission.envelope, config)
+    env = check_envelope(submission.envelope, config, now=now)
     if env.server_sealed:
         # Only the server may say it sealed a report; a device claiming so is lying.
         raise Rejected("malformed_envelope")
@@ -169,7 +179,7 @@ def accept(
 
     Cheap checks come first (shape, receipt, signature), the argon2id hash last.
     """
-    admitted = admit(conn, config, submission, attachments=False)
+    admitted = admit(conn, config, submission, attachments=False, now=now())
     with capacity.slot(gate):
         digest = _digest(admitted.code, config)
     created = _store(conn, config, admitted.env, submission.envelope, digest,

@@ -34,32 +34,52 @@ def _csp(**changes: str) -> str:
 
 CSP = _csp()
 
+# Powerful browser features, each denied to every page (`()` lets no origin use it, not even
+# ours): the pages need none of them, and a script injected into a page must not get them
+# either. Only features Chromium recognises are listed, so no page logs a policy warning.
+PERMISSIONS: dict[str, str] = {
+    name: "()"
+    for name in (
+        "accelerometer", "browsing-topics", "camera", "display-capture",
+        "geolocation", "gyroscope", "hid", "idle-detection", "magnetometer", "microphone",
+        "midi", "payment", "serial", "usb", "xr-spatial-tracking",
+    )
+}
+
+# Exceptions, page by page (Flask endpoint -> feature -> allowlist): a page may get a
+# feature only for what its own script does there, and only from this origin (`(self)`).
+PERMISSION_EXCEPTIONS: dict[str, dict[str, str]] = {
+    # The report form records a voice note with the microphone. The no-JavaScript post
+    # re-renders the same form.
+    "report.form": {"microphone": "(self)"},
+    "report.submit_form": {"microphone": "(self)"},
+}
+
+# A year, as deploy/Caddyfile.public sends it. Not `includeSubDomains`: the instance may live
+# under an organisation's domain whose other hosts it must not force onto HTTPS.
+HSTS = "max-age=31536000"
+
 HEADERS = {
     "Content-Security-Policy": CSP,
     # Leaving the site must not tell the next site where the person came from.
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
+    # The CSP's frame-ancestors, for the older browsers of cheap phones that know only this.
+    "X-Frame-Options": "DENY",
+    # No other site's window keeps a handle on ours, and no other site may embed our files.
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
-    # The pages need none of these; a compromised script should not get them either.
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 
 # The few pages that need more than HEADERS give, each with its reason; every other page
-# keeps the defaults. blob: URLs can only be made by script already running in the page
-# (ours alone, under script-src 'self'), and media and images cannot run script.
+# keeps the defaults (Permissions-Policy exceptions are in PERMISSION_EXCEPTIONS above).
+# blob: URLs can only be made by script already running in the page (ours alone, under
+# script-src 'self'), and media and images cannot run script.
 PAGE_HEADERS: dict[str, dict[str, str]] = {
-    # The report form records a voice note with the microphone, for this origin only, and
-    # plays it back to the person from a blob: URL of bytes that never leave the page
-    # unsealed. The no-JavaScript post re-renders the same form.
-    "report.form": {
-        "Content-Security-Policy": _csp(media_src="blob:"),
-        "Permissions-Policy": "camera=(), microphone=(self), geolocation=()",
-    },
-    "report.submit_form": {
-        "Content-Security-Policy": _csp(media_src="blob:"),
-        "Permissions-Policy": "camera=(), microphone=(self), geolocation=()",
-    },
+    # The report form plays a voice note back to the person from a blob: URL of bytes that
+    # never leave the page unsealed. The no-JavaScript post re-renders the same form.
+    "report.form": {"Content-Security-Policy": _csp(media_src="blob:")},
+    "report.submit_form": {"Content-Security-Policy": _csp(media_src="blob:")},
     # A case page shows, plays and offers to save attachments decrypted in the officer's
     # browser: blob: URLs of bytes that exist only in that page's memory.
     "casework.case": {"Content-Security-Policy": _csp(img_src="'self' blob:", media_src="blob:")},
@@ -80,6 +100,26 @@ class MemoryOnlyRequest(Request):
                          filename: str | None = None,
                          content_length: int | None = None) -> IO[bytes]:
         return io.BytesIO()
+
+
+def permissions_policy(endpoint: str | None) -> str:
+    """The Permissions-Policy of one page: everything denied, but for its own exceptions."""
+    features = {**PERMISSIONS, **PERMISSION_EXCEPTIONS.get(endpoint or "", {})}
+    return ", ".join(f"{name}={allow}" for name, allow in sorted(features.items()))
+
+
+def sends_hsts(*, secure_cookies: bool) -> bool:
+    """HSTS on a request that came over TLS, and on every request of an instance that is
+    served over HTTPS.
+
+    Behind a TLS-terminating proxy (the deployment we document) the proxy talks plain HTTP
+    to `intake serve`, so `request.is_secure` is false there. `secure_cookies = true` already
+    says that the instance is reached over HTTPS only (its cookies are never sent over HTTP),
+    so it is the switch for HSTS too: no second setting to forget. Browsers ignore the header
+    on a response that did not come over HTTPS (RFC 6797, 8.1), so sending it is harmless
+    when something reaches the instance over plain HTTP on its own network.
+    """
+    return request.is_secure or secure_cookies
 
 
 def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
@@ -116,6 +156,9 @@ def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
         page = PAGE_HEADERS.get(request.endpoint or "", {})
         for name, value in HEADERS.items():
             response.headers.setdefault(name, page.get(name, value))
+        response.headers["Permissions-Policy"] = permissions_policy(request.endpoint)
+        if sends_hsts(secure_cookies=secure_cookies):
+            response.headers["Strict-Transport-Security"] = HSTS
         if request.endpoint != "static":
             # Pages may carry a receipt code, a status or a CSRF token: keep them out of
             # every cache, including the back-forward cache of a shared phone.

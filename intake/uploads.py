@@ -146,7 +146,8 @@ def start(conn: store.Connection, config: Config, request: UploadRequest, *,
     resumes: it learns which chunks are stored. A report already complete answers as
     complete, which is how a lost last answer is recovered.
     """
-    admitted = reports.admit(conn, config, request.submission, attachments=True)
+    moment = now()
+    admitted = reports.admit(conn, config, request.submission, attachments=True, now=moment)
     data = request.submission.envelope
     digest = hashlib.sha256(data).digest()
     with capacity.slot(gate):
@@ -154,7 +155,6 @@ def start(conn: store.Connection, config: Config, request: UploadRequest, *,
                                             params=config.receipt_hash)
     token_hash = hashlib.sha256(request.token).digest()
     report_id = admitted.env.report_id_hex
-    moment = now()
     purge(conn, config, now=moment)
     with store.transaction(conn):
         done = conn.execute("SELECT envelope_sha256, receipt_hash FROM reports WHERE id = ?",

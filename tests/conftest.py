@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -77,3 +78,14 @@ def db(config: Config) -> Iterator[store.Connection]:
     conn = store.connect(config.db_path, config.db_key)
     yield conn
     conn.close()
+
+
+@pytest.fixture(scope="module")
+def fuzz_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real instance with an enrolled focal point and a logged-in officer, shared by the
+    property tests of one module (tests/fuzz.py)."""
+    from fuzz import Harness
+
+    harness = Harness.create(tmp_path_factory.mktemp("fuzz"))
+    yield harness
+    harness.conn.close()

@@ -276,8 +276,10 @@ def test_status_page_shows_messages_inert(
     assert "<script>alert(1)" not in page
 
 
+# A link's "?next=/%09/evil.example/console/" reaches the form decoded, as "/\t/...". A literal
+# "%09" left in the path stays a same-site path segment in every browser, so it may pass.
 @pytest.mark.parametrize("target", [
-    "/%09/evil.example/console/", "/\t/evil.example/console/", "//evil.example/console/",
+    "/\t/evil.example/console/", "//evil.example/console/",
     "/\\evil.example/console/", "https://evil.example/console/", "/en/console/\nx",
 ])
 def test_login_never_sends_an_officer_to_another_site(

@@ -10,8 +10,12 @@ from flask.testing import FlaskClient
 
 from intake import security
 
-DENY_MIC = "camera=(), microphone=(), geolocation=()"
-SELF_MIC = "camera=(), microphone=(self), geolocation=()"
+# Every powerful feature denied (intake/security.py, PERMISSIONS), the microphone but for
+# the report form's own origin.
+DENY_MIC = security.permissions_policy(None)
+SELF_MIC = security.permissions_policy("report.form")
+assert "microphone=()" in DENY_MIC and "camera=()" in DENY_MIC
+assert DENY_MIC.replace("microphone=()", "microphone=(self)") == SELF_MIC
 
 
 def _directives(csp: str) -> dict[str, str]:
@@ -46,7 +50,8 @@ def test_the_case_page_may_show_and_play_decrypted_attachments(app: Flask, clien
     assert csp["media-src"] == "blob:" and csp["img-src"] == "'self' blob:"
     assert response.headers["Permissions-Policy"] == DENY_MIC
     # Each special page is a real endpoint: a renamed route cannot silently lose its policy.
-    assert set(security.PAGE_HEADERS) <= {rule.endpoint for rule in app.url_map.iter_rules()}
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert set(security.PAGE_HEADERS) | set(security.PERMISSION_EXCEPTIONS) <= endpoints
 
 
 def test_a_posted_file_is_never_spooled_to_disk(app: Flask) -> None:

@@ -113,12 +113,15 @@ def revoke_focal_point() -> Response:
 def settings() -> str:
     cfg = config()
     keys = [crypto.fingerprint(key.key_id) for key in cfg.recipients]
+    retired = [(crypto.fingerprint(old.public_key.key_id), old.accept_until.isoformat(),
+                old.accepting(access.now())) for old in cfg.retired_keys]
     try:
         count, head = audit.verify(get_db(), cfg.audit_key)
         broken = None
     except audit.AuditChainBroken as exc:
         count, head, broken = 0, "", str(exc)
-    return render_template("console/settings.html", keys=keys, audit_count=count,
+    return render_template("console/settings.html", keys=keys, retired=retired,
+                           audit_count=count,
                            audit_head=head, audit_broken=broken)
 
 

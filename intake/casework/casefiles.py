@@ -87,7 +87,9 @@ def envelope(report_id: str) -> Response:
     return Response(data, 200, {"Content-Type": "application/octet-stream"})
 
 
-@bp.get("/cases/<report_id>/notes/<int:note_id>/envelope")
+# At most nine digits, as every row id from a form (small_id): SQLite binds 64-bit integers
+# only, and a longer number would be a 500 instead of a 404.
+@bp.get("/cases/<report_id>/notes/<int(max=999999999):note_id>/envelope")
 @roles("officer")
 def note(report_id: str, note_id: int) -> Response:
     try:

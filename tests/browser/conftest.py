@@ -8,8 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 from intake import instance as instance_mod
 from intake.config import AVAILABLE_LANGUAGES, Config
 
+import server_logs
 from harness import launch_chromium
 from pseudo_locale import PSEUDO, write_catalogue
 from support import CHEAP_HASH, PASSPHRASE
@@ -99,10 +100,13 @@ def _serving(command: list[str], env: dict[str, str], log: Path, port: int) -> I
         proc.wait(timeout=10)
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+@contextmanager
+def running_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A fresh instance served by `intake serve` until the block ends."""
     root = tmp_path / "server"
     (root / "tmp").mkdir(parents=True)
+    # Searched for personal data at the end of the session (server_logs.py, test_logs.py).
+    server_logs.watch(root)
     created = instance_mod.create(
         root / "instance", key_out=tmp_path / "organisation.key", passphrase=PASSPHRASE,
         hash_params=CHEAP_HASH, secure_cookies=False, languages=AVAILABLE_LANGUAGES,
@@ -114,6 +118,19 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     command = [sys.executable, "-m", "intake", "serve", "--port", str(port)]
     with _serving(command, env, log, port) as url:
         yield LiveServer(url, created, root, log)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    with running_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def stopped_after(tmp_path: Path) -> Callable[[], AbstractContextManager[LiveServer]]:
+    """For a test that must look at what a server wrote once it has stopped: `with
+    stopped_after() as server:` serves a fresh instance until the block ends."""
+    return lambda: running_server(tmp_path)
 
 
 @dataclass(frozen=True)
@@ -132,6 +149,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSe
     wrote, needs its own `live_server`.
     """
     base = tmp_path_factory.mktemp("shared")
+    server_logs.watch(base)
     created = instance_mod.create(
         base / "instance", key_out=base / "organisation.key", passphrase=PASSPHRASE,
         hash_params=CHEAP_HASH, secure_cookies=False, languages=AVAILABLE_LANGUAGES,
@@ -163,3 +181,10 @@ def context(browser: Any) -> Iterator[Any]:
     ctx = browser.new_context()
     yield ctx
     ctx.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `runs_last` run after every other test of the session: the search of
+    every server's log (test_logs.py) must come after all the servers have written theirs."""
+    last = [item for item in items if item.get_closest_marker("runs_last")]
+    items[:] = [item for item in items if item not in last] + last

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import server_logs
+
 
 class ReportPage:
     def __init__(self, page: Any, base: str, lang: str) -> None:
@@ -30,6 +32,7 @@ class ReportPage:
         code = self.page.locator("#receipt-code")
         code.wait_for(state="visible", timeout=30_000)
         text: str = code.inner_text()
+        server_logs.shown(text)  # no log may hold it (test_logs.py)
         return text
 
     def field_value(self, name: str) -> str:

@@ -28,6 +28,7 @@ from playwright.sync_api import Error as PlaywrightError
 from intake import instance as instance_mod
 from intake import reach, receipts, reports
 
+import server_logs
 from deploy_stack import LAN_NAME, Caddy, caddy_lan, gunicorn, require_tool
 from harness import CHROMIUM_ARGS
 from pages import DeviceReportPage, ReportPage, StatusPage
@@ -64,6 +65,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         server_root / "instance", key_out=tmp_path / "organisation.key", passphrase=PASSPHRASE,
         hash_params=CHEAP_HASH, secure_cookies=True,
     )
+    server_logs.watch(server_root)  # searched for personal data at the end (test_logs.py)
+    server_logs.watch(tmp_path / "caddy")
     with gunicorn(created.config.instance_dir, server_root) as (port, _), \
             caddy_lan(tmp_path / "caddy", port) as caddy:
         yield Stack(created, caddy, server_root, tmp_path / "caddy")
