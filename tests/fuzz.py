@@ -6,7 +6,7 @@ random bytes rarely get past the first check) and a check that states the proper
 never a 5xx, never an exception but the named ones, and nothing stored on a refusal.
 
 Each target runs a few dozen examples in the normal test run. With INTAKE_FUZZ_SECONDS set
-(`./dev fuzz`, which CI runs), `tests/test_fuzz_campaign.py` runs every target again and
+(`./dev fuzz`, which CI runs), `tests/fuzz_campaign.py` runs every target again and
 again with fresh random examples until that many seconds are spent.
 
 Why Hypothesis and not a coverage-guided fuzzer such as atheris: the parsers here are
