@@ -187,6 +187,33 @@ class Throttle:
 
 
 @dataclass(frozen=True)
+class SecurityContact:
+    """Whom to tell about a vulnerability in this deployment: `[security]`, published as
+    /.well-known/security.txt (RFC 9116, intake/disclosure.py)."""
+
+    contacts: tuple[str, ...]  # mailto:, https: or tel: addresses, most preferred first
+    expires: date  # after this day, finders should not trust the file: renew it yearly
+    policy: str = ""  # an https: page on how the organisation handles reports
+
+    def __post_init__(self) -> None:
+        if not self.contacts:
+            raise ValueError("[security] contact needs at least one address")
+        for uri in (*self.contacts, *((self.policy,) if self.policy else ())):
+            if not _is_disclosure_uri(uri):
+                raise ValueError(f"[security] {uri!r} is not a mailto:, https: or tel: "
+                                 "address without spaces")
+        if self.policy and not self.policy.startswith("https://"):
+            raise ValueError("[security] policy is an https:// address")
+
+
+def _is_disclosure_uri(uri: str) -> bool:
+    # One line of a text file each: no spaces or control characters, and a scheme a finder
+    # can use without trusting this server (RFC 9116 asks for https: web addresses).
+    return (uri.startswith(("mailto:", "https://", "tel:")) and len(uri) <= 500
+            and uri.isprintable() and not any(c.isspace() for c in uri))
+
+
+@dataclass(frozen=True)
 class Config:
     instance_dir: Path
     organisation: str
@@ -214,6 +241,8 @@ class Config:
     focal_idle_minutes: int = 5
     # Backups are sealed to this public key; its private half is kept off the server.
     backup_key: PublicKey | None = None
+    # Published at /.well-known/security.txt when set; none: that address is a 404.
+    security_contact: SecurityContact | None = None
     # Further catalogue folders (each holding <lang>/LC_MESSAGES/messages.mo), searched after
     # the shipped ones. Never read from config.toml: only code that builds a Config sets it,
     # as the tests do to serve their pseudo-locale, so no instance can enable one by accident.
@@ -313,6 +342,7 @@ def _build(instance_dir: Path, raw: dict[str, Any], environ: Mapping[str, str]) 
         timezone=_timezone(str(raw.get("timezone", "UTC"))),
         focal_idle_minutes=int(raw.get("focal_idle_minutes", 5)),
         backup_key=PublicKey.from_text(raw["backup_key"]) if "backup_key" in raw else None,
+        security_contact=_security(raw["security"]) if "security" in raw else None,
         db_key=_key_bytes(db_key_hex, "the database key (db.key or INTAKE_DB_KEY)"),
         pepper=_key_bytes(_read_secret(instance_dir, PEPPER_FILE), PEPPER_FILE),
         session_key=_key_bytes(_read_secret(instance_dir, SESSION_KEY_FILE), SESSION_KEY_FILE),
@@ -359,6 +389,18 @@ def _console(raw: dict[str, Any]) -> Console:
            console.setup_hours, console.page_size) < 1:
         raise ValueError("every [console] setting is a whole number of at least 1")
     return console
+
+
+def _security(raw: dict[str, Any]) -> SecurityContact:
+    contact = raw["contact"]
+    contacts = (contact,) if isinstance(contact, str) else tuple(contact)
+    expires = raw["expires"]
+    if type(expires) is not date:  # a TOML date, not a string or a date-time
+        raise ValueError("[security] expires is a date, written 2027-06-30 without quotes")
+    if not all(isinstance(c, str) for c in contacts):
+        raise ValueError("[security] contact is an address or a list of addresses")
+    return SecurityContact(contacts=contacts, expires=expires,
+                           policy=str(raw.get("policy", "")))
 
 
 def _trusted_proxy(text: str) -> str:

@@ -369,6 +369,8 @@ def examine(instance_dir: Path, options: Options, *, environ: Mapping[str, str],
     findings += upkeep.check_disk(disks, min_free=options.min_free)
     findings += upkeep.check_backups(options.backups_dir, now=now,
                                      max_age=options.max_backup_age)
+    if config is not None:
+        findings += upkeep.check_security_contact(config.security_contact, now=now)
     return findings
 
 

@@ -150,6 +150,12 @@ closed_days = 365
 [[keys]]
 public_key = {q(public_key.text)}
 
+# Whom to tell about a vulnerability in this deployment, published at
+# /.well-known/security.txt (RFC 9116). Renew expires each year.
+# [security]
+# contact = ["mailto:security@example.org"]
+# expires = 2027-06-30
+
 # Support services shown on the information page, one block each:
 # [[referrals]]
 # area = "Bangui"

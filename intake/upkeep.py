@@ -1,5 +1,6 @@
 """Checks of the machine an instance runs on, for `intake doctor`: the clock, free disk
-space, and the newest backup (its age, and that it is intact)."""
+space, the newest backup (its age, and that it is intact), and the published security
+contact's expiry."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from intake import backupfile
+from intake import backupfile, disclosure
+from intake.config import SecurityContact
 from intake.doctor import Finding, ok, problem, skipped
 
 # A clock earlier than this is certainly wrong (a laptop whose clock battery died).
@@ -20,6 +22,8 @@ MIB = 1024 * 1024
 # `intake backup` names its files backup-<UTC time>.bin; --output may name them otherwise,
 # so every .bin file in the backup folder counts.
 BACKUP_PATTERN = "*.bin"
+# Warn this long before /.well-known/security.txt expires: time to renew it calmly.
+SECURITY_TXT_NOTICE_DAYS = 30
 
 
 def check_clock(now: datetime, *, newest: datetime | None, server_date: datetime | None,
@@ -109,3 +113,24 @@ def check_backups(backups_dir: Path | None, *, now: datetime,
                                    f"and intact ({len(backups)} in {backups_dir}); keep copying "
                                    "them off this machine."))
     return found
+
+
+def check_security_contact(contact: SecurityContact | None, *, now: datetime) -> list[Finding]:
+    """/.well-known/security.txt: published, and not expired or about to."""
+    fix = ("set [security] expires in config.toml to a date less than a year away, check "
+           "that its contact still reaches someone, and restart intake")
+    if contact is None:
+        return [skipped("security.txt", "No security contact is published: add [security] "
+                                        "contact and expires to config.toml "
+                                        "(docs/configuration.md), so that someone who finds "
+                                        "a leak knows whom to tell.")]
+    left = disclosure.days_left(contact, now.astimezone(UTC).date())
+    if left < 0:
+        return [problem("security.txt", f"The security contact expired on "
+                                        f"{contact.expires.isoformat()}, so finders are told "
+                                        f"not to trust it: {fix}.")]
+    if left < SECURITY_TXT_NOTICE_DAYS:
+        return [problem("security.txt", f"The security contact expires in {left} days, on "
+                                        f"{contact.expires.isoformat()}: {fix}.")]
+    return [ok("security.txt", f"A security contact is published until "
+                               f"{contact.expires.isoformat()}.")]

@@ -7,12 +7,12 @@ import os
 from datetime import datetime
 from typing import Any
 
-from flask import Response, g, make_response, redirect, render_template, request, url_for
+from flask import Response, abort, g, make_response, redirect, render_template, request, url_for
 from flask_babel import format_date, format_time, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 
-from intake import capacity, cases, crypto, i18n, receipts, reports, throttle
+from intake import capacity, cases, crypto, disclosure, i18n, receipts, reports, throttle
 from intake.app import client_address, get_db, get_gate
 from intake.report import bp, config
 from intake.report.api import ERRORS, busy_answer
@@ -140,6 +140,16 @@ def focal_page() -> str:
 def offline_page() -> str:
     """Shown by the service worker when a page needs the network and there is none."""
     return render_template("report/offline.html")
+
+
+@bp.get("/.well-known/security.txt")
+def security_txt() -> Response:
+    """Whom to tell about a vulnerability in this deployment, if the administrator said."""
+    contact = config().security_contact
+    if contact is None:
+        abort(404)
+    return Response(disclosure.security_txt(contact, config().languages), 200,
+                    {"Content-Type": "text/plain; charset=utf-8"})
 
 
 @bp.get("/n")
