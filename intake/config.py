@@ -144,6 +144,11 @@ class Limits:
     # An upload with no new chunk for this long is deleted; a device that still holds the
     # report starts it again. Long enough for a connection that returns the next day.
     upload_expiry_hours: int = 72
+    # Every incomplete upload together, in declared ciphertext bytes: about 50 full reports
+    # at once. Beyond it a new upload is answered 503 and the device tries again later, so
+    # that uploads opened and left to dawdle cannot fill the disk (doctor warns below
+    # 1 GiB free). Text reports are never held back by it.
+    open_upload_bytes: int = 1024 * 1024 * 1024
 
     @property
     def max_request_bytes(self) -> int:
@@ -378,8 +383,13 @@ def _keys(blocks: list[dict[str, Any]]) -> tuple[tuple[PublicKey, ...], tuple[Re
 def _limits(raw: dict[str, Any]) -> Limits:
     limits = Limits(**{k: int(v) for k, v in raw.items()})
     if min(limits.max_envelope_bytes, limits.max_text_chars, limits.max_attachment_bytes,
-           limits.max_attachments, limits.upload_expiry_hours) < 1:
+           limits.max_attachments, limits.upload_expiry_hours,
+           limits.open_upload_bytes) < 1:
         raise ValueError("every [limits] setting is a whole number of at least 1")
+    if limits.open_upload_bytes < 2 * limits.max_attachment_bytes:
+        # Else a report at the limit, or two at once, could never be let in.
+        raise ValueError("limits.open_upload_bytes must be at least twice "
+                         "limits.max_attachment_bytes")
     return limits
 
 

@@ -118,6 +118,8 @@ max_attachment_bytes = 20971520
 max_attachments = 10
 # An upload left incomplete this long is deleted (the device starts it again).
 upload_expiry_hours = 72
+# Every incomplete upload together, in bytes; beyond it new uploads wait (503).
+open_upload_bytes = 1073741824
 
 # Cost of the receipt-code hash. Never change it after the first report: stored hashes are
 # lookup keys. Production must keep m >= 65536 KiB.

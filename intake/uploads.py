@@ -138,9 +138,12 @@ def _token(text: str | None, error: str) -> bytes:
 
 
 def start(conn: store.Connection, config: Config, request: UploadRequest, *,
-          now: Clock = utcnow, gate: capacity.Gate | None = None) -> Progress:
+          now: Clock = utcnow, gate: capacity.Gate | None = None,
+          capped: bool = True) -> Progress:
     """Open an upload, or answer where an earlier one stands. Raises Rejected, or
-    capacity.Busy (nothing stored) when no slot is free for the receipt code's hash.
+    capacity.Busy (nothing stored) when no slot is free for the receipt code's hash, or when
+    a new upload would take incomplete uploads past `limits.open_upload_bytes` (`capped`;
+    `intake import` fills each upload at once, so it is not).
 
     Sending the same opening again (same envelope, receipt and token) is how a device
     resumes: it learns which chunks are stored. A report already complete answers as
@@ -148,6 +151,11 @@ def start(conn: store.Connection, config: Config, request: UploadRequest, *,
     """
     moment = now()
     admitted = reports.admit(conn, config, request.submission, attachments=True, now=moment)
+    declared = sum(item.sealed_size for item in request.attachments)
+    if capped:
+        # Before the hash, so that a full server spends nothing on a new upload; checked
+        # again below, in the transaction that would add it.
+        _check_room(conn, config, admitted.env.report_id_hex, declared)
     data = request.submission.envelope
     digest = hashlib.sha256(data).digest()
     with capacity.slot(gate):
@@ -181,6 +189,8 @@ def start(conn: store.Connection, config: Config, request: UploadRequest, *,
             # would tell the sender that the code exists, so the report goes on under a
             # lookup key no code matches.
             receipt_hash = store.taken_receipt(receipt_hash, report_id)
+        if capped:
+            _check_room(conn, config, report_id, declared)
         conn.execute(
             "INSERT INTO uploads (report_id, updated_at, token_hash, channel, language,"
             " schema_version, receipt_hash, envelope_sha256, envelope)"
@@ -195,6 +205,25 @@ def start(conn: store.Connection, config: Config, request: UploadRequest, *,
              for position, item in enumerate(request.attachments)],
         )
     return Progress(report_id, (0,) * len(request.attachments))
+
+
+# A device told to wait by a full server tries again after this long: room comes back as
+# uploads complete, which on 2G takes minutes, or expire.
+ROOM_RETRY_SECONDS = 300
+
+
+def _check_room(conn: store.Connection, config: Config, report_id: str, declared: int) -> None:
+    """Raise capacity.Busy if a new upload of `declared` ciphertext bytes would take every
+    incomplete upload together past the cap. A resumed upload is always let in: its bytes
+    are counted already. The declared sizes bound what the chunks may add (put_chunk
+    refuses any other size), so the cap bounds the disk that uploads can take."""
+    if conn.execute("SELECT 1 FROM uploads WHERE report_id = ?", (report_id,)).fetchone():
+        return
+    (open_bytes,) = conn.execute(
+        "SELECT coalesce(sum(a.sealed_size), 0) FROM attachments a"
+        " JOIN uploads u ON u.report_id = a.report_id").fetchone()
+    if open_bytes + declared > config.limits.open_upload_bytes:
+        raise capacity.Busy(ROOM_RETRY_SECONDS)
 
 
 def put_chunk(conn: store.Connection, config: Config, address: ChunkAddress, data: bytes, *,
@@ -303,7 +332,7 @@ def import_item(conn: store.Connection, config: Config, item: dict[str, object],
         for chunks, declared in zip(lists, request.attachments, strict=False)
     )):
         raise Rejected("bad_upload")
-    progress = start(conn, config, request, now=now)
+    progress = start(conn, config, request, now=now, capped=False)
     if progress.complete:
         return False
     for number, declared in enumerate(request.attachments):

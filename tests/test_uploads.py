@@ -285,6 +285,42 @@ def test_opening_an_upload_when_busy_is_503_and_stores_nothing(instance: Created
     assert device.start().status_code == 202
 
 
+def test_incomplete_uploads_together_are_capped_and_resumes_still_go_through(instance: Created) -> None:
+    from dataclasses import replace
+
+    from intake import create_app
+
+    one = sum(len(c) for chunks in _sealed(instance).chunks for c in chunks)
+    # Room for two of these uploads at once, not three.
+    limits = replace(instance.config.limits, open_upload_bytes=2 * one + one // 2,
+                     max_attachment_bytes=one)
+    client = create_app(replace(instance.config, limits=limits)).test_client()
+    first, second, third = (Device(client, _sealed(instance)) for _ in range(3))
+    assert first.start().status_code == 202 and second.start().status_code == 202
+    answer = third.start()
+    assert (answer.status_code, answer.get_json()["error"]) == (503, "busy")
+    assert answer.headers["Retry-After"] == str(uploads.ROOM_RETRY_SECONDS)
+    assert _rows(instance, "uploads") == 2  # nothing of the third was stored
+    # A device resuming an upload already counted is never held back.
+    assert first.start().get_json() == {"report_id": first.report_id, "received": [0, 0]}
+    assert first.send_all().status_code == 201
+    # The first upload is a report now, so its room is free again.
+    assert third.start().status_code == 202 and third.send_all().status_code == 201
+    assert _rows(instance, "reports") == 2 and _rows(instance, "uploads") == 1
+
+
+def test_the_cap_leaves_room_for_two_full_reports(instance: Created) -> None:
+    from intake.config import ConfigError, load
+
+    path = instance.config.instance_dir / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    assert "open_upload_bytes = 1073741824" in text
+    path.write_text(text.replace("open_upload_bytes = 1073741824", "open_upload_bytes = 20000000"),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="at least twice"):
+        load(instance.config.instance_dir, environ={})
+
+
 def test_incomplete_uploads_are_purged_and_complete_ones_kept(client: FlaskClient, instance: Created) -> None:
     done, left = Device(client, _sealed(instance)), Device(client, _sealed(instance))
     done.start()
