@@ -55,6 +55,13 @@ PERMISSION_EXCEPTIONS: dict[str, dict[str, str]] = {
     "report.submit_form": {"microphone": "(self)"},
 }
 
+# Headers that only a document (a page the browser navigates to) or a worker acts on:
+# browsers ignore them on a script, stylesheet or icon. Static files go without them,
+# which saves about 310 bytes on each of the first visit's subresource requests, on a
+# 2G budget of 40 KB. Static files are ours, never anything a visitor sent, and keep
+# the CSP too, for an SVG opened on its own as a document.
+DOCUMENT_ONLY = ("Permissions-Policy", "X-Frame-Options", "Cross-Origin-Opener-Policy")
+
 # A year, as deploy/Caddyfile.public sends it. Not `includeSubDomains`: the instance may live
 # under an organisation's domain whose other hosts it must not force onto HTTPS.
 HSTS = "max-age=31536000"
@@ -154,9 +161,12 @@ def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
     @app.after_request
     def _headers(response: Response) -> Response:
         page = PAGE_HEADERS.get(request.endpoint or "", {})
+        static = request.endpoint == "static"
         for name, value in HEADERS.items():
-            response.headers.setdefault(name, page.get(name, value))
-        response.headers["Permissions-Policy"] = permissions_policy(request.endpoint)
+            if not (static and name in DOCUMENT_ONLY):
+                response.headers.setdefault(name, page.get(name, value))
+        if not static:
+            response.headers["Permissions-Policy"] = permissions_policy(request.endpoint)
         if sends_hsts(secure_cookies=secure_cookies):
             response.headers["Strict-Transport-Security"] = HSTS
         if request.endpoint != "static":
