@@ -169,7 +169,7 @@ def init_app(app: Flask, *, secure_cookies: bool) -> CSRFProtect:
             response.headers["Permissions-Policy"] = permissions_policy(request.endpoint)
         if sends_hsts(secure_cookies=secure_cookies):
             response.headers["Strict-Transport-Security"] = HSTS
-        if request.endpoint != "static":
+        if not static:
             # Pages may carry a receipt code, a status or a CSRF token: keep them out of
             # every cache, including the back-forward cache of a shared phone.
             response.headers["Cache-Control"] = "no-store"
