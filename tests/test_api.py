@@ -292,3 +292,31 @@ def test_main_questions_carry_a_pictogram_hidden_from_screen_readers(client: Fla
     assert set(m for m in icons) == {"what", "attach", "who", "child", "when", "perpetrator", "danger", "help", "choices"}
     assert all('aria-hidden="true"' in tag for tag in re.findall(r"<svg [^>]*>", page))
     assert " style=" not in page  # the CSP forbids inline styles; icons use attributes only
+
+
+def test_a_fault_of_ours_is_said_in_the_page_language_and_keeps_what_was_typed(
+    instance: Created,
+) -> None:
+    from intake import create_app
+
+    app = create_app(instance.config)
+    assert not app.testing  # so that a fault reaches the error handler, as in production
+    client = app.test_client()
+    token, report_id = _form(client, "fr")
+    # A real fault: the table every new report writes its first event to is gone.
+    conn = store.connect(instance.config.db_path, instance.config.db_key)
+    try:
+        conn.execute("DROP TABLE report_events")
+    finally:
+        conn.close()
+    response = client.post("/fr/", data={
+        "csrf_token": token, "report_id": report_id, "what": "gardé-5521", "place": "Bria-77"})
+    assert response.status_code == 500
+    page = response.get_data(as_text=True)
+    assert "gardé-5521" in page and "Bria-77" in page and f'value="{report_id}"' in page
+    assert 'lang="fr"' in page and "Everything you wrote" not in page
+    assert _count(instance) == 0  # the report's row went with its failed transaction
+    answer = client.post("/api/reports", json={
+        "envelope": crypto.b64encode(_envelope(instance)), "receipt_code": receipts.new_code(),
+        "language": "fr"})
+    assert answer.status_code == 500 and answer.get_json()["error"] == "server_error"

@@ -45,12 +45,14 @@ ERRORS = {
     "chunk_out_of_order": _l("The sending goes on from where it stopped."),
     # Not a refusal: a device that queued the report sends it again by itself.
     "busy": _l("Too many people are using this service right now. Wait a minute, then try again."),
+    # A fault of ours (a 500). Queued reports are sent again by themselves, like "busy".
+    "server_error": _l("Something went wrong on our side. Please try again in a few minutes."),
 }
 STATUS = {
     "too_large": 413, "replayed_envelope": 409, "report_id_conflict": 409,
     "focal_point_invalid": 403, "invalid_enrolment_code": 403, "bad_request": 400,
     "bad_upload": 400, "upload_unknown": 404, "chunk_conflict": 409, "chunk_out_of_order": 409,
-    "busy": 503,
+    "busy": 503, "server_error": 500,
 }
 
 

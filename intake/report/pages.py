@@ -3,6 +3,7 @@ focal-point enrolment, offline notice and the neutral quick-exit page."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from flask import Response, abort, g, make_response, redirect, render_template, 
 from flask_babel import format_date, format_time, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import InternalServerError
 
 from intake import capacity, cases, crypto, disclosure, i18n, receipts, reports, throttle
 from intake.app import client_address, get_db, get_gate
@@ -198,6 +200,25 @@ def _busy(exc: capacity.Busy) -> Response | tuple[Response, int]:
         return busy_answer(exc)
     page = render_template("report/error.html", message=str(ERRORS["busy"]))
     return Response(page, 503, {"Retry-After": str(exc.retry_after)})
+
+
+@bp.app_errorhandler(InternalServerError)
+def _server_error(_exc: InternalServerError) -> tuple[Response, int] | tuple[str, int]:
+    """A fault of ours, said in the page's language (Werkzeug's own page is English). The
+    no-JavaScript form comes back with everything typed and the same report id, so that
+    sending it again cannot file it twice; a queued report is retried by its device."""
+    if request.path.startswith("/api/"):
+        from intake.report.api import api_error
+
+        return api_error("server_error")
+    if request.endpoint == "report.submit_form":
+        # Whatever broke may break the form too: then the plain page below.
+        with contextlib.suppress(Exception):
+            return _render_form(_new_form(), error=str(_l(
+                "Something went wrong on our side, and your report has not been sent. "
+                "Everything you wrote is still here: please send it again in a few minutes."
+            ))), 500
+    return render_template("report/error.html", message=str(ERRORS["server_error"])), 500
 
 
 @bp.app_errorhandler(413)
