@@ -17,7 +17,7 @@ from werkzeug.exceptions import InternalServerError
 from intake import capacity, cases, crypto, disclosure, i18n, receipts, reports, throttle
 from intake.app import client_address, get_db, get_gate
 from intake.report import bp, config
-from intake.report.api import ERRORS, busy_answer
+from intake.report.api import ERRORS, api_error, busy_answer
 from intake.report.forms import ReportForm, payload_from_form
 from intake.wording import status_name
 
@@ -208,8 +208,6 @@ def _server_error(_exc: InternalServerError) -> tuple[Response, int] | tuple[str
     no-JavaScript form comes back with everything typed and the same report id, so that
     sending it again cannot file it twice; a queued report is retried by its device."""
     if request.path.startswith("/api/"):
-        from intake.report.api import api_error
-
         return api_error("server_error")
     if request.endpoint == "report.submit_form":
         # Whatever broke may break the form too: then the plain page below.
@@ -224,7 +222,5 @@ def _server_error(_exc: InternalServerError) -> tuple[Response, int] | tuple[str
 @bp.app_errorhandler(413)
 def _too_large(_exc: Exception) -> tuple[Response, int] | tuple[str, int]:
     if request.path.startswith("/api/"):
-        from intake.report.api import api_error
-
         return api_error("too_large", 413)
     return render_template("report/error.html", message=str(ERRORS["too_large"])), 413
